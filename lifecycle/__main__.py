@@ -1,0 +1,5 @@
+"""Allow ``python -m lifecycle``."""
+
+from lifecycle.cli import entry
+
+entry()
