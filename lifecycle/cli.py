@@ -1,0 +1,303 @@
+"""The command line (CONTRACT §1). ``main(argv) -> int``; only :func:`entry` calls ``sys.exit``.
+
+Every command takes ``--json`` (one JSON document on stdout, nothing else there), ``-v`` and
+``-q``. Progress and logs go to stderr. Errors of the :mod:`lifecycle.errors` hierarchy print
+their message and exit with their code; anything else is a bug and prints a traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lifecycle import __version__
+from lifecycle.errors import Interrupted, LifecycleError, UsageError
+
+log = logging.getLogger("hybridless")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so main() keeps control."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON document on stdout")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more output (debug)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common = _common()
+    top = _Parser(prog="hybridless-lifecycle", parents=[common],
+                  description="Build Lambda-faithful container images from a function's "
+                              "source, without a Docker daemon.",
+                  epilog="Exit codes: 0 ok, 1 bug, 2 usage, 10/11 descriptor, 20/21 detect, "
+                         "30/31 base image, 50/51 build, 60/61 export/reference, 70-72 "
+                         "registry, 130 interrupted.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    def app_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("app", nargs="?", default=".", metavar="APP",
+                       help="the app directory (default: .)")
+        p.add_argument("--descriptor", type=Path, help="project.toml to use")
+        p.add_argument("--buildpack", action="append", default=[], metavar="ID",
+                       help="use exactly these buildpacks, in order (repeatable)")
+
+    p = add("detect", "Find the buildpack group that applies to an app.")
+    app_args(p)
+
+    p = add("build", "Build an app into an image.")
+    app_args(p)
+    p.add_argument("--image", required=True, metavar="REF", help="where to write the image")
+    p.add_argument("--run-image", metavar="REF", help="the base image to build on")
+    p.add_argument("--stack", metavar="ID", help="the stack to build on")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="build-time environment (never stored in the image)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="build cache directory")
+    p.add_argument("--executor", default="auto", choices=["auto", "docker", "local"])
+    p.add_argument("--default-process", metavar="NAME")
+    p.add_argument("--tag", action="append", default=[], metavar="REF",
+                   help="also write the image here (repeatable)")
+
+    p = add("inspect", "Show an image's digest, config and build label.")
+    p.add_argument("ref", metavar="REF")
+
+    p = add("rebase", "Swap an image's base layers for a new run image (no rebuild).")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--run-image", required=True, metavar="REF")
+    p.add_argument("--force", action="store_true", help="skip compatibility checks")
+
+    add("buildpacks", "List the available buildpacks.")
+    add("images", "List images in the local store.")
+    p = add("rm", "Remove an image reference from the local store.")
+    p.add_argument("ref", metavar="REF")
+    add("gc", "Delete local-store blobs no image references.")
+    add("verify", "Check the local store's integrity.")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as exc:
+        return _fail(exc, as_json)
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)
+    as_json = bool(getattr(args, "json", False))
+    _configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    if not args.command:
+        parser().print_help(sys.stderr)
+        return 2
+    try:
+        document = COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return _fail(Interrupted("interrupted"), as_json)
+    except LifecycleError as exc:
+        if getattr(args, "verbose", 0) and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        return _fail(exc, as_json)
+    except Exception:
+        traceback.print_exc()
+        print("error: an unexpected internal error happened (a bug); please report it with "
+              "the traceback above", file=sys.stderr)
+        return 1
+    code = 0
+    if isinstance(document, tuple):
+        document, code = document
+    if as_json:
+        print(json.dumps(document, indent=2, sort_keys=False))
+    return code
+
+
+def entry() -> None:
+    """The console script."""
+    sys.exit(main())
+
+
+def _fail(exc: LifecycleError, as_json: bool) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    if as_json:
+        doc: dict[str, Any] = {"error": exc.message, "exit_code": exc.exit_code}
+        if exc.hint:
+            doc["hint"] = exc.hint
+        trials = getattr(exc, "trials", None)
+        if trials is not None:
+            from lifecycle.detect import trials_json
+
+            doc.update({"passed": False, "group": [], "plan": [],
+                        "trials": trials_json(trials)})
+        print(json.dumps(doc, indent=2))
+    return exc.exit_code
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("hybridless")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def _inputs(args: argparse.Namespace) -> Any:
+    from lifecycle.pipeline import Inputs, parse_env
+
+    return Inputs(app_dir=Path(args.app), descriptor_path=args.descriptor,
+                  buildpacks=tuple(args.buildpack),
+                  env=parse_env(getattr(args, "env", ())),
+                  cache_dir=getattr(args, "cache_dir", None))
+
+
+def cmd_detect(args: argparse.Namespace) -> Any:
+    """``detect``."""
+    from lifecycle.pipeline import run_detect
+
+    _, _, _, outcome = run_detect(_inputs(args), log)
+    return outcome.to_json()
+
+
+def cmd_build(args: argparse.Namespace) -> Any:
+    """``build``."""
+    from lifecycle.pipeline import BuildInputs, run_build
+
+    options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
+                          tags=tuple(args.tag), executor=args.executor,
+                          default_process=args.default_process)
+    document = run_build(_inputs(args), options, log)
+    log.info("built %s (%s)", document["image"], document["digest"])
+    return document
+
+
+def cmd_inspect(args: argparse.Namespace) -> Any:
+    """``inspect``."""
+    from lifecycle import inspect
+
+    document = inspect.inspect(args.ref)
+    if not getattr(args, "json", False):
+        print(inspect.render(document))
+    return document
+
+
+def cmd_rebase(args: argparse.Namespace) -> Any:
+    """``rebase``."""
+    from lifecycle import rebase
+
+    document = rebase.rebase(args.ref, args.run_image, force=args.force, log=log)
+    log.info("rebased %s onto %s (%s)", document["image"], document["run_image"],
+             document["digest"])
+    return document
+
+
+def cmd_buildpacks(args: argparse.Namespace) -> Any:
+    """``buildpacks``."""
+    from lifecycle import plugins
+
+    registry = plugins.load()
+    rows = [{"id": lp.id, "version": lp.buildpack.version, "api": lp.buildpack.api,
+             "source": lp.source, "distribution": lp.distribution,
+             "distribution_version": lp.distribution_version,
+             "description": getattr(lp.buildpack, "description", "")}
+            for lp in registry.ordered()]
+    if not getattr(args, "json", False):
+        for row in rows:
+            dist = f"{row['distribution']} {row['distribution_version']}" \
+                if row["distribution"] else row["source"]
+            print(f"{row['id']:<28} {row['version']:<10} api {row['api']:<5} {dist}")
+        for problem in registry.problems:
+            print(f"broken: {problem}")
+    return rows
+
+
+def cmd_images(args: argparse.Namespace) -> Any:
+    """``images``."""
+    from lifecycle.transports import store
+
+    rows = [row.to_json() for row in store.open_store().images()]
+    if not getattr(args, "json", False):
+        for row in rows:
+            print(f"{row['reference']:<40} {row['digest'][:19]}  {row['size']:>12}")
+    return rows
+
+
+def cmd_rm(args: argparse.Namespace) -> Any:
+    """``rm``."""
+    from lifecycle import reference
+    from lifecycle.transports import store
+
+    ref = reference.parse(args.ref)
+    if ref.transport != "store":
+        raise UsageError(f"rm works on the local store; {args.ref!r} is a {ref.transport} "
+                         "reference")
+    store.open_store().remove(ref)
+    log.info("removed %s", ref)
+    return {"removed": str(ref)}
+
+
+def cmd_gc(args: argparse.Namespace) -> Any:
+    """``gc``."""
+    from lifecycle.transports import store
+
+    report = store.open_store().gc()
+    log.info("removed %d blob(s), freed %d bytes", len(report.removed), report.freed)
+    return report.to_json()
+
+
+def cmd_verify(args: argparse.Namespace) -> Any:
+    """``verify``."""
+    from lifecycle.transports import store
+
+    report = store.open_store().verify()
+    for line in report.problems:
+        log.error("%s", line)
+    for path in report.recovered:
+        log.info("recovered: removed a dead writer's temporary file %s", path)
+    if not report.problems:
+        log.info("store is consistent: %d image(s), %d blob(s)", report.images, report.blobs)
+    return report.to_json(), (0 if not report.problems else 60)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "detect": cmd_detect,
+    "build": cmd_build,
+    "inspect": cmd_inspect,
+    "rebase": cmd_rebase,
+    "buildpacks": cmd_buildpacks,
+    "images": cmd_images,
+    "rm": cmd_rm,
+    "gc": cmd_gc,
+    "verify": cmd_verify,
+}

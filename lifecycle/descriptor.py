@@ -1,0 +1,316 @@
+"""The project descriptor (``project.toml``, CONTRACT §3): parsing, validation, typed values.
+
+Parsing uses tomli; validation uses the JSON schema shipped in ``lifecycle/schema``. jsonschema
+is imported only when a descriptor's bytes have not been validated before, so a no-change
+rebuild does not pay for it (the cache remembers the sha256 of descriptors that passed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "project.schema.json"
+EVENT_TYPES = ("httpd", "process", "scheduledTask", "launchableTask", "job", "lambdaContainer")
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT_S = 30
+DEFAULT_BODY_LIMIT = 6 * 1024 * 1024
+DEFAULT_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class Cors:
+    """CORS settings of an httpd function; serialised into the ``CORS`` variable."""
+
+    origin: str = "*"
+    headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+
+    def to_env(self) -> str:
+        """The JSON shape Hybridless shims read from ``CORS``."""
+        return json.dumps(
+            {"origin": self.origin, "headers": list(self.headers),
+             "allowCredentials": self.allow_credentials},
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of the project; each becomes one process in the image."""
+
+    name: str
+    handler: str | None = None
+    command: tuple[str, ...] | None = None
+    event: str = "httpd"
+    runtime: str | None = None
+    default: bool = False
+    port: int = DEFAULT_PORT
+    timeout: int = DEFAULT_TIMEOUT_S
+    memory: int | None = None
+    cpu: int | None = None
+    http_format: str = "apigw-v1"
+    health_check_route: str | None = None
+    cors: Cors | None = None
+    body_limit: int = DEFAULT_BODY_LIMIT
+    concurrency: int = DEFAULT_CONCURRENCY
+    schedule_input: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def entrypoint(self) -> str:
+        """The handler file without the function (``src/handler`` of ``src/handler.handler``)."""
+        return (self.handler or "").rpartition(".")[0]
+
+    @property
+    def entrypoint_func(self) -> str:
+        """The exported function name (split at the last dot, as Lambda does)."""
+        return (self.handler or "").rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    """One buildpack of an explicit ``[[io.buildpacks.group]]``."""
+
+    id: str
+    version: str | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """The parsed, validated descriptor; ``path`` is None when the app has none."""
+
+    path: Path | None = None
+    id: str | None = None
+    name: str | None = None
+    version: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    group: tuple[GroupEntry, ...] = ()
+    build_env: Mapping[str, str] = field(default_factory=dict)
+    stack: str | None = None
+    stage: str | None = None
+    functions: tuple[Function, ...] = ()
+    buildpack_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def project_id(self) -> str:
+        """The identity baked into defaults such as the health route; never a host path."""
+        return self.id or self.name or "app"
+
+    def options_for(self, buildpack_id: str) -> Mapping[str, Any]:
+        """The ``[io.hybridless.buildpacks."<id>"]`` table of one buildpack."""
+        return self.buildpack_options.get(buildpack_id, {})
+
+
+def normalize_runtime(runtime: str | None) -> str | None:
+    """Accept Lambda's ``nodejs20.x`` spelling as ``nodejs20``."""
+    if runtime and runtime.endswith(".x"):
+        return runtime[:-2]
+    return runtime
+
+
+def find(app_dir: Path, explicit: Path | None = None) -> Path | None:
+    """The descriptor to use: ``--descriptor`` if given, else ``APP/project.toml`` if present."""
+    if explicit is not None:
+        return explicit
+    candidate = app_dir / "project.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load(path: Path | None, *, validated_cache: Path | None = None) -> Descriptor:
+    """Read, validate and type a descriptor; ``None`` gives the empty descriptor."""
+    if path is None:
+        return Descriptor()
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise DescriptorSyntaxError(
+            f"failed to read descriptor {path}: {exc.strerror}",
+            hint="pass an existing file to --descriptor, or omit it",
+        ) from exc
+    data = parse_toml(path, raw_bytes)
+    digest = hashlib.sha256(raw_bytes).hexdigest()
+    marker = validated_cache / digest if validated_cache else None
+    if marker is None or not marker.exists():
+        validate(path, data)
+        if marker is not None:
+            _touch(marker)
+    return from_mapping(path, data)
+
+
+def parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
+    """Parse TOML, turning a syntax error into exit 10 with file and line."""
+    import tomli
+
+    try:
+        return tomli.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DescriptorSyntaxError(
+            f"failed to parse {path}: not UTF-8 (byte {exc.start})",
+            hint="save the descriptor as UTF-8",
+        ) from exc
+    except tomli.TOMLDecodeError as exc:
+        raise DescriptorSyntaxError(
+            f"failed to parse {path}: {exc}",
+            hint="fix the TOML syntax at that line; see project.toml.example",
+        ) from exc
+
+
+def validate(path: Path, data: Mapping[str, Any]) -> None:
+    """Check ``data`` against the schema; the first error becomes exit 11 naming the key."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.path)), e.message))
+    if errors:
+        raise DescriptorSchemaError(describe_schema_error(path, errors[0], schema))
+    _check_semantics(path, data)
+
+
+def describe_schema_error(path: Path, error: Any, schema: Mapping[str, Any]) -> str:
+    """Say which key is wrong, what value it had, and which values are valid."""
+    where = key_path(error.absolute_path)
+    sub = error.schema
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(sub.get("properties", {})))
+        valid = ", ".join(sorted(sub.get("properties", {})))
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        return f"{path}: unknown key '{key}'; valid keys here: {valid}"
+    if error.validator == "enum":
+        valid = ", ".join(json.dumps(v) for v in error.validator_value)
+        return f"{path}: {where} = {json.dumps(error.instance)} is not valid; valid values: {valid}"
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        key = missing[0] if missing else "?"
+        return f"{path}: {where or 'the top level'} is missing the required key '{key}'"
+    if error.validator == "pattern":
+        return (f"{path}: {where} = {json.dumps(error.instance)} does not match the expected "
+                f"form {_pattern_hint(error.absolute_path, error.validator_value)}")
+    if error.validator == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"{path}: {where} = {json.dumps(error.instance)} must be of type {want}"
+    if error.validator in ("minimum", "maximum"):
+        return f"{path}: {where} = {error.instance}: {error.message}"
+    if error.validator == "oneOf" and where.endswith(".command"):
+        return (f"{path}: {where} = {json.dumps(error.instance)} must be a non-empty string "
+                "or a non-empty array of strings")
+    return f"{path}: {where}: {error.message}"
+
+
+def key_path(parts: Any) -> str:
+    """``['io', 'hybridless', 'functions', 0, 'event']`` → ``io.hybridless.functions[0].event``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _pattern_hint(parts: Any, pattern: str) -> str:
+    last = list(parts)[-1] if list(parts) else ""
+    hints = {
+        "name": "lower-case letters, digits and '-', starting with a letter or digit",
+        "handler": "'path/to/file.function', e.g. 'src/handler.handler'",
+        "runtime": "nodejs18, nodejs20, nodejs22, nodejs24, python3.10 … python3.13 "
+                   "(a trailing '.x' is accepted)",
+        "health-check-route": "an absolute path starting with '/'",
+    }
+    return hints.get(str(last), f"/{pattern}/")
+
+
+def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
+    """Rules JSON schema cannot say well: unique names, one default, handler or command."""
+    functions = data.get("io", {}).get("hybridless", {}).get("functions", [])
+    seen: set[str] = set()
+    defaults = []
+    for index, fn in enumerate(functions):
+        where = f"io.hybridless.functions[{index}]"
+        if fn["name"] in seen:
+            raise DescriptorSchemaError(
+                f"{path}: {where}.name = {json.dumps(fn['name'])} is used twice; "
+                "function names must be unique")
+        seen.add(fn["name"])
+        if fn.get("default"):
+            defaults.append(fn["name"])
+        if "handler" not in fn and "command" not in fn:
+            raise DescriptorSchemaError(
+                f"{path}: {where} has neither 'handler' nor 'command'; "
+                "give 'handler = \"src/handler.handler\"' or 'command = \"./server\"'")
+    if len(defaults) > 1:
+        raise DescriptorSchemaError(
+            f"{path}: io.hybridless.functions: more than one default function "
+            f"({', '.join(defaults)}); mark at most one with 'default = true'")
+
+
+def from_mapping(path: Path | None, data: Mapping[str, Any]) -> Descriptor:
+    """Type a validated mapping; defaults follow CONTRACT §3."""
+    meta = data.get("_", {})
+    cnb = data.get("io", {}).get("buildpacks", {})
+    hyb = data.get("io", {}).get("hybridless", {})
+    return Descriptor(
+        path=path,
+        id=meta.get("id"),
+        name=meta.get("name"),
+        version=meta.get("version"),
+        include=tuple(cnb.get("include", ())),
+        exclude=tuple(cnb.get("exclude", ())),
+        group=tuple(GroupEntry(g["id"], g.get("version"), g.get("optional", False))
+                    for g in cnb.get("group", ())),
+        build_env={e["name"]: e["value"] for e in cnb.get("build", {}).get("env", ())},
+        stack=hyb.get("stack"),
+        stage=hyb.get("stage"),
+        functions=tuple(_function(fn) for fn in hyb.get("functions", ())),
+        buildpack_options=dict(hyb.get("buildpacks", {})),
+    )
+
+
+def _function(fn: Mapping[str, Any]) -> Function:
+    cors = fn.get("cors")
+    command = fn.get("command")
+    schedule = fn.get("schedule-input")
+    return Function(
+        name=fn["name"],
+        handler=fn.get("handler"),
+        command=(("/bin/sh", "-c", command) if isinstance(command, str)
+                 else tuple(command) if command else None),
+        event=fn.get("event", "httpd" if fn.get("handler") else "process"),
+        runtime=normalize_runtime(fn.get("runtime")),
+        default=fn.get("default", False),
+        port=fn.get("port", DEFAULT_PORT),
+        timeout=fn.get("timeout", DEFAULT_TIMEOUT_S),
+        memory=fn.get("memory"),
+        cpu=fn.get("cpu"),
+        http_format=fn.get("http-format", "apigw-v1"),
+        health_check_route=fn.get("health-check-route"),
+        cors=Cors(cors.get("origin", "*"), tuple(cors.get("headers", ())),
+                  cors.get("allow-credentials", False)) if cors is not None else None,
+        body_limit=fn.get("body-limit", DEFAULT_BODY_LIMIT),
+        concurrency=fn.get("concurrency", DEFAULT_CONCURRENCY),
+        schedule_input=(schedule if isinstance(schedule, str) or schedule is None
+                        else json.dumps(schedule, separators=(",", ":"), sort_keys=True)),
+        environment={k: _env_str(v) for k, v in fn.get("environment", {}).items()},
+    )
+
+
+def _env_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _touch(marker: Path) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # the marker only saves time; failing to write it is harmless

@@ -1,0 +1,221 @@
+"""The export phase: base layers, then launch layers, then the app at ``/var/task``, then the
+launcher, then the config (CONTRACT §4). No daemon: the result is an image value that a sink
+writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lifecycle import __version__, image, launcher, tarball, tree
+from lifecycle.blobs import BlobDir
+from lifecycle.build import BuildOutcome, apply_env
+from lifecycle.cache import BlobInfo
+from lifecycle.descriptor import Descriptor
+from lifecycle.hookspecs import BUILDPACK_API
+from lifecycle.jsonutil import dumps as canonical
+from lifecycle.reference import Reference
+
+BUILD_LABEL = "io.hybridless.build"
+TASK_ROOT = "/var/task"
+# The app is never writable by the image's user; buildpack-declared excludes add to these.
+DEFAULT_EXCLUDES = (".git",)
+
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    """One layer of the exported image, as ``build --json`` reports it."""
+
+    name: str
+    digest: str
+    diff_id: str
+    size: int
+    reused: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The image value plus the per-layer report."""
+
+    image: image.Image
+    layers: tuple[ExportedLayer, ...]
+    default_process: str
+
+
+def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
+    """``SOURCE_DATE_EPOCH`` when set, else 1980-01-01T00:00:01Z."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return tarball.DEFAULT_MTIME
+    try:
+        return int(value)
+    except ValueError:
+        from lifecycle.errors import UsageError
+
+        raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not an integer number of "
+                         "seconds") from None
+
+
+def rfc3339(epoch: int) -> str:
+    """Seconds since the epoch as the OCI ``created`` string."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
+           base_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
+           default_process: str | None, log: logging.Logger) -> Exported:
+    """Assemble the image on top of ``base``; layer blobs land in ``blobs``."""
+    report: list[ExportedLayer] = [
+        ExportedLayer("base", layer.digest, layer.diff_id, layer.size, True)
+        for layer in base.layers
+    ]
+    layers: list[image.Layer] = []
+    history: list[str] = []
+    for bl in built.layers:
+        layers.append(_layer(blobs, bl.blob))
+        history.append(f"hybridless: layer {bl.label_name}")
+        report.append(ExportedLayer(bl.label_name, bl.blob.digest, bl.blob.diff_id,
+                                    bl.blob.size, bl.reused))
+
+    log.info("exporting app layer from %s", app_dir)
+    entries = tree.scan(app_dir, prefix=TASK_ROOT.lstrip("/"),
+                        include=descriptor.include,
+                        exclude=(*DEFAULT_EXCLUDES, *descriptor.exclude, *built.app_exclude),
+                        confine=True, app_modes=True, warn=log.warning)
+    app_blob = tarball.write_layer(entries, blobs.directory, mtime=mtime)
+    layers.append(_layer(blobs, BlobInfo(app_blob.digest, app_blob.diff_id, app_blob.size)))
+    history.append("hybridless: app")
+    report.append(ExportedLayer("app", app_blob.digest, app_blob.diff_id, app_blob.size, False))
+
+    default = launcher.default_process(built.processes, default_process)
+    launcher_blob = _launcher_layer(built, default, blobs, mtime)
+    layers.append(_layer(blobs, launcher_blob))
+    history.append("hybridless: launcher")
+    report.append(ExportedLayer("launcher", launcher_blob.digest, launcher_blob.diff_id,
+                                launcher_blob.size, False))
+
+    out = image.append_layers(base, layers, history=history)
+    base_config = base.config.get("config") or {}
+    env = apply_env(_env_map(base_config.get("Env") or ()),
+                    [("LAMBDA_TASK_ROOT", TASK_ROOT), ("HYBRIDLESS_RUNTIME", "true"),
+                     *built.launch_env])
+    labels = dict(base_config.get("Labels") or {})
+    labels.update(built.labels)
+    labels[BUILD_LABEL] = canonical(build_label(
+        descriptor, built, base, base_ref, stack, [*built.layers], app_blob, default.name,
+        app_dir)).decode()
+    out = image.with_config(
+        out,
+        env=[f"{k}={v}" for k, v in env.items()],
+        entrypoint=[launcher.PATH],
+        cmd=None,
+        working_dir=TASK_ROOT,
+        labels=labels,
+        created=rfc3339(mtime),
+    )
+    return Exported(out, tuple(report), default.name)
+
+
+def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
+                base_ref: Reference, stack: str | None, layers: Sequence[Any],
+                app_blob: tarball.Blob, default: str, app_dir: Path) -> dict[str, Any]:
+    """The ``io.hybridless.build`` label of CONTRACT §4."""
+    revision = git_revision(app_dir)
+    return {
+        "api": BUILDPACK_API,
+        "lifecycle": __version__,
+        "project": descriptor.project_id,
+        "buildpacks": [{"id": bp_id, "version": version} for bp_id, version in built.buildpacks],
+        "layers": [{"name": bl.label_name, "diff_id": bl.blob.diff_id,
+                    "metadata": bl.metadata} for bl in layers]
+        + [{"name": "app", "diff_id": app_blob.diff_id, "metadata": {}}],
+        "processes": [{"name": p.name, "event": p.event, "command": list(p.command),
+                       "default": p.name == default} for p in built.processes],
+        "run-image": {
+            "reference": portable_reference(base_ref),
+            "digest": base.digest,
+            "layers": len(base.layers),
+            "top-layer": base.layers[-1].diff_id if base.layers else None,
+        },
+        "stack": stack,
+        "source": {"revision": revision} if revision else {},
+        "compressor": tarball.COMPRESSOR,
+    }
+
+
+def portable_reference(ref: Reference) -> str:
+    """The run-image reference without host paths, so the label does not depend on them."""
+    if ref.transport in ("oci", "oci-archive", "docker-archive"):
+        text = str(ref)
+        path = getattr(ref, "path", None)
+        if path:
+            text = text.replace(str(path), Path(str(path)).name)
+        return text
+    return str(ref)
+
+
+def git_revision(app_dir: Path) -> str | None:
+    """HEAD's commit when the app is a git work tree, read without starting ``git``."""
+    git = app_dir / ".git"
+    try:
+        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            git = (app_dir / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None
+        ref = head[5:]
+        loose = git / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+        packed = git / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+def _env_map(env_list: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in env_list:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def _layer(blobs: BlobDir, blob: BlobInfo) -> image.Layer:
+    return image.Layer(digest=blob.digest, diff_id=blob.diff_id, size=blob.size,
+                       media_type=tarball.Blob.media_type, source=blobs)
+
+
+def _launcher_layer(built: BuildOutcome, default: Any, blobs: BlobDir, mtime: int) -> BlobInfo:
+    script = launcher.render(built.processes, default)
+    with tempfile.TemporaryDirectory(prefix="hybridless-launcher-") as tmp:
+        root = Path(tmp) / "hybridless"
+        root.mkdir()
+        (root / "launcher").write_bytes(script)
+        (root / "launcher").chmod(0o755)
+        meta = {"processes": [p.name for p in built.processes], "default": default.name,
+                "sha256": hashlib.sha256(script).hexdigest()}
+        (root / "processes.json").write_text(json.dumps(meta, sort_keys=True))
+        (root / "processes.json").chmod(0o644)
+        root.chmod(0o755)
+        entries = tree.scan(root, prefix="hybridless", confine=True)
+        written = tarball.write_layer(entries, blobs.directory, mtime=mtime)
+    return BlobInfo(written.digest, written.diff_id, written.size)

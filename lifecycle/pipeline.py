@@ -1,0 +1,155 @@
+"""Detect → build → export → write, for the ``detect`` and ``build`` commands.
+
+Each phase module has one entry function with explicit inputs; this module gathers those
+inputs from the command line and hands each phase's output to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifecycle import cache as cache_mod
+from lifecycle import descriptor as descriptor_mod
+from lifecycle import plugins, reference, transports
+from lifecycle.build import build
+from lifecycle.descriptor import Descriptor
+from lifecycle.detect import DetectOutcome, detect
+from lifecycle.errors import BaseImageNotFound, UsageError
+from lifecycle.executor import HostExecutor, host_env
+from lifecycle.export import export, source_date_epoch
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What ``detect`` and ``build`` share: the app, its descriptor, the buildpacks to use."""
+
+    app_dir: Path
+    descriptor_path: Path | None = None
+    buildpacks: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    plugins: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """The rest of ``build``'s command line."""
+
+    image: str
+    run_image: str | None = None
+    stack: str | None = None
+    tags: tuple[str, ...] = ()
+    executor: str = "auto"
+    default_process: str | None = None
+
+
+def parse_env(pairs: Iterable[str]) -> dict[str, str]:
+    """``--env K=V`` pairs; ``--env K`` takes K from the caller's environment."""
+    import os
+
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise UsageError(f"--env {pair!r}: expected NAME=VALUE with a valid variable name")
+        if not sep:
+            if key not in os.environ:
+                raise UsageError(f"--env {key}: not set in the environment",
+                                 hint=f"pass --env {key}=VALUE")
+            value = os.environ[key]
+        env[key] = value
+    return env
+
+
+def prepare(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, Path]:
+    """Resolve the app directory, load the descriptor, find the cache root."""
+    app_dir = inputs.app_dir.resolve()
+    if not app_dir.is_dir():
+        raise UsageError(f"app directory {inputs.app_dir} does not exist or is not a directory")
+    cache_root = inputs.cache_dir or cache_mod.default_root()
+    path = descriptor_mod.find(app_dir, inputs.descriptor_path)
+    desc = descriptor_mod.load(path, validated_cache=cache_root / "descriptors")
+    log.debug("descriptor: %s", path or "none")
+    return app_dir, desc, cache_root
+
+
+def run_detect(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, Path,
+                                                              DetectOutcome]:
+    """Load everything and run detect; prints what was inferred."""
+    app_dir, desc, cache_root = prepare(inputs, log)
+    registry = plugins.load(inputs.plugins)
+    outcome = detect(app_dir, desc, registry, requested=inputs.buildpacks,
+                     platform_env={**desc.build_env, **inputs.env}, log=log)
+    group = ", ".join(f"{lp.id}@{lp.buildpack.version}" for lp in outcome.group)
+    log.info("detected: %s", group)
+    if outcome.inferred:
+        for fn in outcome.functions:
+            what = fn.handler or " ".join(fn.command or ())
+            log.info("no descriptor functions; inferred function '%s': %s %s",
+                     fn.name, fn.event, what)
+    return app_dir, desc, cache_root, outcome
+
+
+def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict[str, Any]:
+    """The whole build; returns the ``build --json`` document."""
+    timings: dict[str, float] = {}
+    dest = reference.parse(options.image)
+    tags = [reference.parse(t) for t in options.tags]
+    if options.executor not in ("auto", "local"):
+        raise UsageError(f"--executor {options.executor}: only 'local' (and 'auto') are "
+                         "available in this release")
+    started = time.monotonic()
+    app_dir, desc, cache_root, outcome = run_detect(inputs, log)
+    timings["detect"] = time.monotonic() - started
+
+    stack = options.stack or desc.stack
+    base_ref, base = _base_image(options.run_image, stack, log)
+
+    started = time.monotonic()
+    mtime = source_date_epoch()
+    project = cache_mod.ProjectCache(cache_root,
+                                     cache_mod.project_key(desc.id, app_dir))
+    with project.locked():
+        built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
+                      base_env={**host_env(), **desc.build_env, **inputs.env},
+                      stack=stack, mtime=mtime, log=log)
+        timings["build"] = time.monotonic() - started
+
+        started = time.monotonic()
+        exported = export(app_dir, desc, built, base, base_ref=base_ref, blobs=project.blobs,
+                          stack=stack, mtime=mtime, default_process=options.default_process,
+                          log=log)
+        log.info("writing %s", dest)
+        digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info)
+    timings["export"] = time.monotonic() - started
+
+    return {
+        "image": str(dest),
+        "tags": [str(t) for t in tags],
+        "digest": digest,
+        "config_digest": exported.image.config_digest,
+        "layers": [layer.to_json() for layer in exported.layers],
+        "processes": [{"name": p.name, "event": p.event,
+                       "default": p.name == exported.default_process}
+                      for p in built.processes],
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
+                ) -> tuple[reference.Reference, Any]:
+    if run_image is None:
+        if stack:
+            raise BaseImageNotFound(
+                f"failed to find stack '{stack}': stacks are not built by this release",
+                hint="pass a base image with --run-image (any transport of CONTRACT §2)")
+        raise BaseImageNotFound("failed to find a run image: none was given",
+                                hint="pass --run-image REF, e.g. --run-image oci:./base:latest")
+    ref = reference.parse(run_image)
+    log.info("reading run image %s", ref)
+    return ref, transports.read_image(ref)

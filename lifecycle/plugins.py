@@ -1,0 +1,174 @@
+"""Loading buildpacks: the one façade over pluggy; nothing else in the engine touches it.
+
+Built-in and third-party buildpacks load the same way, from the ``hybridless.buildpacks``
+entry-point group. A plugin that fails to import or returns something that is not a buildpack
+is reported by name and skipped, so one broken plugin does not break every build.
+
+``HYBRIDLESS_BUILDPACKS`` (comma-separated ids) restricts loading to those buildpacks;
+``HYBRIDLESS_BUILDPACKS_BLOCK`` (comma-separated ids or entry-point names) blocks some.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from lifecycle import hookspecs
+from lifecycle.errors import UsageError
+
+log = logging.getLogger("hybridless.plugins")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A buildpack together with where it came from."""
+
+    buildpack: hookspecs.Buildpack
+    source: str
+    distribution: str | None = None
+    distribution_version: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The buildpack id."""
+        return self.buildpack.id
+
+    @property
+    def priority(self) -> int:
+        """Default-order position; lower detects first."""
+        return int(getattr(self.buildpack, "priority", 100))
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The buildpacks available to one command, by id, plus the plugins that failed to load."""
+
+    buildpacks: Mapping[str, Loaded]
+    problems: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = field(default_factory=tuple)
+
+    def get(self, buildpack_id: str) -> Loaded:
+        """The buildpack with that id, or a usage error listing the known ids."""
+        try:
+            return self.buildpacks[buildpack_id]
+        except KeyError:
+            known = ", ".join(sorted(self.buildpacks)) or "none"
+            raise UsageError(
+                f"unknown buildpack '{buildpack_id}'; available: {known}",
+                hint="install the plugin that provides it, or check HYBRIDLESS_BUILDPACKS",
+            ) from None
+
+    def ordered(self) -> list[Loaded]:
+        """Buildpacks in default detection order: priority, then id."""
+        return sorted(self.buildpacks.values(), key=lambda item: (item.priority, item.id))
+
+
+def api_compatible(declared: str, supported: str = hookspecs.BUILDPACK_API) -> bool:
+    """Same major, and a minor no newer than ours (0.x minors are treated as breaking)."""
+    try:
+        d_major, d_minor = (int(p) for p in declared.split(".", 1))
+        s_major, s_minor = (int(p) for p in supported.split(".", 1))
+    except ValueError:
+        return False
+    if d_major != s_major:
+        return False
+    return d_minor == s_minor if s_major == 0 else d_minor <= s_minor
+
+
+def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = None,
+         entry_points: bool = True) -> Registry:
+    """Load plugins from entry points (and ``extra_plugins``) and collect their buildpacks."""
+    env = os.environ if env is None else env
+    allow = _id_list(env.get("HYBRIDLESS_BUILDPACKS"))
+    block = _id_list(env.get("HYBRIDLESS_BUILDPACKS_BLOCK"))
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs.Hookspecs)
+    problems: list[str] = []
+    sources: dict[int, tuple[str, str | None, str | None]] = {}
+
+    if entry_points:
+        for ep in _entry_points():
+            if ep.name in block:
+                continue
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            dist_version = dist.version if dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not break the rest
+                problems.append(f"plugin '{ep.name}' ({ep.value}) failed to import: "
+                                f"{type(exc).__name__}: {exc}")
+                continue
+            _register(manager, plugin, ep.name, problems)
+            sources[id(plugin)] = (f"entry point {ep.name} = {ep.value}", dist_name, dist_version)
+    for index, plugin in enumerate(extra_plugins):
+        _register(manager, plugin, f"inline-{index}", problems)
+        sources[id(plugin)] = ("registered in-process", None, None)
+
+    found: dict[str, Loaded] = {}
+    blocked: list[str] = []
+    for plugin in manager.get_plugins():
+        name = manager.get_name(plugin) or "?"
+        hook = getattr(plugin, "hybridless_buildpacks", None)
+        if hook is None:
+            continue
+        try:
+            provided = list(hook() or ())
+        except Exception as exc:
+            problems.append(f"plugin '{name}' raised in hybridless_buildpacks(): "
+                            f"{type(exc).__name__}: {exc}")
+            continue
+        source, dist_name, dist_version = sources.get(id(plugin), (name, None, None))
+        for bp in provided:
+            problem = check_buildpack(bp, name)
+            if problem:
+                problems.append(problem)
+                continue
+            if bp.id in block or (allow and bp.id not in allow):
+                blocked.append(bp.id)
+                continue
+            if bp.id in found:
+                problems.append(f"buildpack '{bp.id}' from plugin '{name}' ignored: "
+                                f"already provided by {found[bp.id].source}")
+                continue
+            found[bp.id] = Loaded(bp, source, dist_name, dist_version)
+    for problem in problems:
+        log.warning("%s", problem)
+    return Registry(found, tuple(problems), tuple(sorted(blocked)))
+
+
+def check_buildpack(bp: Any, plugin_name: str) -> str | None:
+    """Why ``bp`` cannot be used, or None; API mismatches are named precisely."""
+    missing = [attr for attr in ("id", "version", "api", "detect", "build")
+               if not hasattr(bp, attr)]
+    if missing:
+        return (f"plugin '{plugin_name}' returned {bp!r}, which is not a buildpack "
+                f"(missing: {', '.join(missing)})")
+    if not api_compatible(str(bp.api)):
+        return (f"buildpack '{bp.id}' {bp.version} targets buildpack API {bp.api}, but this "
+                f"lifecycle implements API {hookspecs.BUILDPACK_API}; upgrade the buildpack "
+                "or the lifecycle so the API versions match")
+    return None
+
+
+def _register(manager: pluggy.PluginManager, plugin: Any, name: str,
+              problems: list[str]) -> None:
+    try:
+        manager.register(plugin, name=name)
+    except Exception as exc:  # pluggy validates hook signatures at registration
+        problems.append(f"plugin '{name}' could not be registered: {exc}")
+
+
+def _entry_points() -> Sequence[Any]:
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _id_list(value: str | None) -> set[str]:
+    return {item.strip() for item in (value or "").split(",") if item.strip()}
