@@ -1,4 +1,4 @@
-"""hybridless-lifecycle: a buildpack lifecycle that builds Lambda-faithful images without a daemon."""
+"""hybridless-lifecycle: builds Lambda-faithful images from source, without a daemon."""
 
 from __future__ import annotations
 

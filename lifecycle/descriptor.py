@@ -281,7 +281,7 @@ def _function(fn: Mapping[str, Any]) -> Function:
     return Function(
         name=fn["name"],
         handler=fn.get("handler"),
-        command=(("/bin/sh", "-c", command) if isinstance(command, str)
+        command=(("/bin/sh", "-c", command, "sh") if isinstance(command, str)
                  else tuple(command) if command else None),
         event=fn.get("event", "httpd" if fn.get("handler") else "process"),
         runtime=normalize_runtime(fn.get("runtime")),

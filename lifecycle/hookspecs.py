@@ -2,10 +2,10 @@
 
 pluggy calls a hook on every plugin at once, but detect and build must run one buildpack at a
 time in group order. So the only hook is a registration hook,
-:func:`Hookspecs.hybridless_buildpacks`; each buildpack it returns is an object with ``id``, ``version``, ``api``, ``detect(ctx)`` and
-``build(ctx)``. Contexts are frozen; results are dataclasses; buildpacks never print (they log
-through ``ctx.log``) and run commands only through ``ctx.run`` so the lifecycle can move them
-into a build container.
+:func:`Hookspecs.hybridless_buildpacks`; each buildpack it returns is an object with ``id``,
+``version``, ``api``, ``detect(ctx)`` and ``build(ctx)``. Contexts are frozen; results are
+dataclasses; buildpacks never print (they log through ``ctx.log``) and run commands only
+through ``ctx.run`` so the lifecycle can move them into a build container.
 
 Versioning: a buildpack sets ``api = BUILDPACK_API`` of the release it was written against.
 The engine accepts the same major version with a minor no newer than its own and rejects

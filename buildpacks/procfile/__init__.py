@@ -84,7 +84,7 @@ class ProcfileBuildpack:
     @staticmethod
     def _procfile_functions(path: Path) -> list[Function]:
         entries = parse_procfile(path)
-        return [Function(name=name, command=("/bin/sh", "-c", command), event="process",
+        return [Function(name=name, command=("/bin/sh", "-c", command, name), event="process",
                          default=(name == "web"))
                 for name, command in entries]
 
