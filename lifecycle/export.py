@@ -116,7 +116,8 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
     labels = dict(base_config.get("Labels") or {})
     labels.update(built.labels)
     labels[BUILD_LABEL] = canonical(build_label(
-        descriptor, built, base, base_ref, stack, [*built.layers], app_blob, default.name,
+        descriptor, built, base, base_ref, stack,
+        {"app": app_blob.diff_id, "launcher": launcher_blob.diff_id}, default.name,
         app_dir)).decode()
     out = image.with_config(
         out,
@@ -131,8 +132,8 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
 
 
 def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
-                base_ref: Reference, stack: str | None, layers: Sequence[Any],
-                app_blob: tarball.Blob, default: str, app_dir: Path) -> dict[str, Any]:
+                base_ref: Reference, stack: str | None, own_layers: Mapping[str, str],
+                default: str, app_dir: Path) -> dict[str, Any]:
     """The ``io.hybridless.build`` label of CONTRACT §4."""
     revision = git_revision(app_dir)
     return {
@@ -141,8 +142,9 @@ def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
         "project": descriptor.project_id,
         "buildpacks": [{"id": bp_id, "version": version} for bp_id, version in built.buildpacks],
         "layers": [{"name": bl.label_name, "diff_id": bl.blob.diff_id,
-                    "metadata": bl.metadata} for bl in layers]
-        + [{"name": "app", "diff_id": app_blob.diff_id, "metadata": {}}],
+                    "metadata": bl.metadata} for bl in built.layers]
+        + [{"name": name, "diff_id": diff_id, "metadata": {}}
+           for name, diff_id in own_layers.items()],
         "processes": [{"name": p.name, "event": p.event, "command": list(p.command),
                        "default": p.name == default} for p in built.processes],
         "run-image": {
