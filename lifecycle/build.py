@@ -57,6 +57,7 @@ class BuildOutcome:
     launch_env: tuple[tuple[str, EnvValue], ...]
     labels: Mapping[str, str]
     app_exclude: tuple[str, ...]
+    app_links: Mapping[str, str]
     functions: tuple[Function, ...] = field(default_factory=tuple)
 
 
@@ -86,6 +87,7 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
     launch_env: list[tuple[str, EnvValue]] = []
     labels: dict[str, str] = {}
     excludes: list[str] = []
+    links: dict[str, str] = {}
     for loaded in detected.group:
         bp = loaded.buildpack
         bp_log = log.getChild(bp.id.replace("/", "."))
@@ -118,11 +120,12 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
         processes.extend(result.processes)
         labels.update(result.labels)
         excludes.extend(result.app_exclude)
+        links.update(result.app_links)
     _check_processes(processes)
     return BuildOutcome(
         buildpacks=tuple((lp.id, lp.buildpack.version) for lp in detected.group),
         layers=tuple(layers), processes=tuple(processes), launch_env=tuple(launch_env),
-        labels=labels, app_exclude=tuple(excludes), functions=detected.functions,
+        labels=labels, app_exclude=tuple(excludes), app_links=links, functions=detected.functions,
     )
 
 

@@ -21,6 +21,7 @@ from lifecycle.blobs import BlobDir
 from lifecycle.build import BuildOutcome, apply_env
 from lifecycle.cache import BlobInfo
 from lifecycle.descriptor import Descriptor
+from lifecycle.errors import BuildError
 from lifecycle.hookspecs import BUILDPACK_API
 from lifecycle.jsonutil import dumps as canonical
 from lifecycle.reference import Reference
@@ -96,6 +97,7 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
                         include=descriptor.include,
                         exclude=(*DEFAULT_EXCLUDES, *descriptor.exclude, *built.app_exclude),
                         confine=True, app_modes=True, warn=log.warning)
+    entries = with_links(entries, built.app_links)
     app_blob = tarball.write_layer(entries, blobs.directory, mtime=mtime)
     layers.append(_layer(blobs, BlobInfo(app_blob.digest, app_blob.diff_id, app_blob.size)))
     history.append("hybridless: app")
@@ -129,6 +131,31 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
         created=rfc3339(mtime),
     )
     return Exported(out, tuple(report), default.name)
+
+
+def with_links(entries: list[tree.Entry], links: Mapping[str, str]) -> list[tree.Entry]:
+    """The app entries plus buildpack-declared symlinks, replacing same-named app paths."""
+    if not links:
+        return entries
+    prefix = TASK_ROOT.lstrip("/")
+    added = {}
+    for rel, target in links.items():
+        clean = rel.strip("/")
+        if not clean or ".." in clean.split("/") or not target.startswith("/"):
+            raise BuildError(f"failed to export: app link {rel!r} -> {target!r} must be a "
+                             "relative path inside /var/task pointing at an absolute target")
+        added[f"{prefix}/{clean}"] = tree.Entry(f"{prefix}/{clean}", "symlink", 0o777,
+                                                target=target)
+    shadowed = tuple(f"{name}/" for name in added)
+    kept = [e for e in entries if e.name not in added and not e.name.startswith(shadowed)]
+    names = {e.name for e in kept}
+    for name in list(added):
+        parent = name.rpartition("/")[0]
+        while parent and parent not in names:
+            added[parent] = tree.Entry(parent, "dir", 0o755)
+            names.add(parent)
+            parent = parent.rpartition("/")[0]
+    return sorted([*kept, *added.values()], key=lambda e: e.name.encode())
 
 
 def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,

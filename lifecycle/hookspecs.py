@@ -232,7 +232,10 @@ class BuildResult:
     """What a buildpack contributes besides its layers.
 
     ``app_exclude`` holds globs kept out of the app layer (dependency folders already in a
-    layer, files that carry credentials such as ``.npmrc`` or ``.env``).
+    layer, files that carry credentials such as ``.npmrc`` or ``.env``). ``app_links`` adds
+    symlinks to the app layer, path under ``/var/task`` → absolute target, e.g.
+    ``{"node_modules": "/layers/hybridless_nodejs/deps/node_modules"}`` so that module
+    resolution (which ignores ``NODE_PATH`` for ES modules) finds a dependency layer.
     """
 
     processes: tuple[Process, ...] = ()
@@ -240,6 +243,7 @@ class BuildResult:
     build_env: Mapping[str, EnvValue] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     app_exclude: tuple[str, ...] = ()
+    app_links: Mapping[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------ buildpack

@@ -1,0 +1,1 @@
+"""The Node.js runtime buildpack (registration lands with its build code)."""

@@ -1,0 +1,281 @@
+"""The embedded local store (CONTRACT §2): an OCI layout under ``$HYBRIDLESS_HOME/store``.
+
+Bare references (``name[:tag]``) name images here; each is an ``index.json`` entry whose
+``org.opencontainers.image.ref.name`` is ``name:tag``, so ``skopeo``/``umoci`` can read the
+store as ``oci:$HYBRIDLESS_HOME/store:name:tag``.
+
+Crash and concurrency safety come from ``Layout``'s protocol: blobs are complete before the
+index names them, the index is replaced atomically under a lock, and writers hold a shared
+lock that ``gc`` and ``verify`` take exclusively, so ``gc`` never sees a blob that a live
+writer stored but has not referenced yet. A killed writer leaves at most temporary files,
+which ``gc`` and ``verify`` delete once its pid is gone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lifecycle import jsonutil
+from lifecycle.blobs import digest_of, find_temps, recover_temps
+from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, InvalidReference
+from lifecycle.image import Image
+from lifecycle.reference import Reference, parse
+from lifecycle.transports.oci_layout import Layout, Progress, ref_name
+
+DEFAULT_PLATFORM = "linux/amd64"
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """``$HYBRIDLESS_HOME``, else ``$XDG_DATA_HOME/hybridless``, else under ``~/.local/share``."""
+    env = os.environ if environ is None else environ
+    if env.get("HYBRIDLESS_HOME"):
+        return Path(env["HYBRIDLESS_HOME"])
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]) / "hybridless"
+    return Path.home() / ".local" / "share" / "hybridless"
+
+
+@dataclass(frozen=True)
+class StoreImage:
+    """One line of ``images``: a reference and what it points at."""
+
+    reference: str
+    digest: str
+    size: int
+    """Bytes of manifest, config and layers; -1 when the manifest cannot be read."""
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a JSON-ready mapping."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``gc`` removed."""
+
+    freed: int
+    """Bytes of blobs deleted."""
+    removed: tuple[str, ...]
+    """Digests of the blobs deleted."""
+    recovered: tuple[str, ...]
+    """Temporary files of dead writers that were deleted."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify`` checked and found; ``ok`` when nothing is wrong."""
+
+    images: int
+    """References checked."""
+    blobs: int
+    """Blobs checked."""
+    recovered: tuple[str, ...]
+    """Temporary files of dead writers, deleted before checking."""
+    corrupt: tuple[str, ...]
+    """Blobs whose content no longer matches their digest."""
+    temps: tuple[str, ...]
+    """Temporary files still present after recovery (a live process left them)."""
+    problems: tuple[str, ...]
+    """Everything wrong, one readable line each: corrupt blobs, broken references, temps."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the store is sound."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return {**asdict(self), "ok": self.ok}
+
+
+class Store:
+    """The local image store rooted at ``<home>/store``."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.root = self.home / "store"
+        self.layout = Layout(self.root)
+
+    def read(self, ref: Reference | str, platform: str = DEFAULT_PLATFORM) -> Image:
+        """The image ``ref`` names (``BaseImageNotFound`` when the store has no such image)."""
+        name = _store_ref(ref).store_name
+        if not self.layout.exists() or name not in self.layout.tags():
+            raise BaseImageNotFound(
+                f"failed to read image {name}: the local store ({self.root}) has no such image",
+                hint="list the stored images with `hybridless-lifecycle images`",
+            )
+        return self.layout.read(name, platform, name)
+
+    def write(
+        self, image: Image, refs: Sequence[Reference | str], progress: Progress | None = None
+    ) -> str:
+        """Store ``image`` under every one of ``refs``; return its manifest digest."""
+        names = list(dict.fromkeys(_store_ref(ref).store_name for ref in refs))
+        return self.layout.write(image, names, progress)
+
+    def images(self) -> list[StoreImage]:
+        """Every reference in the store, sorted by name."""
+        listed = []
+        for entry in self.layout.index().get("manifests") or []:
+            digest = str(entry.get("digest", ""))
+            size, created = self._describe(digest)
+            listed.append(StoreImage(ref_name(entry) or "<none>", digest, size, created))
+        return sorted(listed, key=lambda item: (item.reference, item.digest))
+
+    def remove(self, ref: Reference | str) -> str:
+        """Remove a reference (its blobs stay until ``gc``); return the digest it named."""
+        name = _store_ref(ref).store_name
+        if not self.layout.exists():
+            raise BaseImageNotFound(f"failed to remove {name}: the local store is empty")
+        removed: list[str] = []
+
+        def change(index: dict[str, Any]) -> dict[str, Any]:
+            entries = index.get("manifests") or []
+            removed.extend(str(e.get("digest")) for e in entries if ref_name(e) == name)
+            return {**index, "manifests": [e for e in entries if ref_name(e) != name]}
+
+        self.layout.update_index(change)
+        if not removed:
+            raise BaseImageNotFound(
+                f"failed to remove {name}: no such image in the local store",
+                hint="list the stored images with `hybridless-lifecycle images`",
+            )
+        return removed[0]
+
+    def gc(self) -> GcReport:
+        """Delete blobs no reference reaches, and dead writers' temporary files.
+
+        Refuses (``BaseImageFetchError``) when a referenced manifest cannot be read, since
+        what it references would then be unknown; ``verify`` says which and ``rm`` clears it.
+        """
+        if not self.root.is_dir():
+            return GcReport(0, (), ())
+        with self.layout.collecting():
+            recovered = self._recover()
+            reachable, unreadable, _ = self._reachable()
+            if unreadable:
+                raise BaseImageFetchError(
+                    f"failed to collect garbage: {unreadable[0]}",
+                    hint="run `hybridless-lifecycle verify`, then `rm` the damaged references",
+                )
+            removed: list[str] = []
+            freed = 0
+            for digest in list(self.layout.blobs.digests()):
+                if digest not in reachable:
+                    freed += self.layout.blobs.remove(digest)
+                    removed.append(digest)
+        return GcReport(freed, tuple(removed), recovered)
+
+    def verify(self) -> VerifyReport:
+        """Check every blob against its digest and every reference for a complete image."""
+        if not self.root.is_dir():
+            return VerifyReport(0, 0, (), (), (), ())
+        with self.layout.collecting():
+            recovered = self._recover()
+            blobs = self.layout.blobs
+            digests = list(blobs.digests())
+            corrupt = tuple(d for d in digests if not blobs.verify(d))
+            _, unreadable, missing = self._reachable(set(corrupt))
+            temps = tuple(str(p) for p in (*blobs.temps(), *find_temps(self.root)))
+            references = len(self.layout.index().get("manifests") or [])
+        problems = (
+            *(f"blob {digest} is corrupt: its content has another digest" for digest in corrupt),
+            *unreadable,
+            *missing,
+            *(f"temporary file {path} is left (its writer is still alive)" for path in temps),
+        )
+        return VerifyReport(references, len(digests), recovered, corrupt, temps, problems)
+
+    def _recover(self) -> tuple[str, ...]:
+        paths = (*self.layout.blobs.recover(), *recover_temps(self.root))
+        return tuple(str(path) for path in paths)
+
+    def _reachable(self, corrupt: Iterable[str] = ()) -> tuple[set[str], list[str], list[str]]:
+        """Blobs reachable from the index, unreadable manifests, and missing leaf blobs."""
+        blobs = self.layout.blobs
+        bad = set(corrupt)
+        reachable: set[str] = set()
+        unreadable: list[str] = []
+        missing: list[str] = []
+        try:
+            index = jsonutil.loads(self.layout.index_path.read_bytes())
+        except FileNotFoundError:
+            return reachable, unreadable, missing
+        except ValueError as error:
+            return reachable, [f"index.json is not valid JSON: {error}"], missing
+        pending = [
+            (ref_name(entry) or str(entry.get("digest")), str(entry.get("digest")))
+            for entry in index.get("manifests") or []
+        ]
+        while pending:
+            label, digest = pending.pop()
+            if digest in reachable:
+                continue
+            reachable.add(digest)
+            try:
+                data = blobs.read(digest)
+                if digest in bad or digest_of(data) != digest:
+                    raise ValueError("its content does not match its digest")
+                document = jsonutil.loads(data)
+            except (OSError, ValueError) as error:
+                unreadable.append(f"{label}: manifest {digest} cannot be read ({error})")
+                continue
+            for child in document.get("manifests") or []:
+                pending.append((label, str(child.get("digest"))))
+            leaves = [document.get("config") or {}, *(document.get("layers") or [])]
+            for leaf in leaves:
+                leaf_digest = str(leaf.get("digest"))
+                reachable.add(leaf_digest)
+                if leaf_digest in bad or not blobs.has(leaf_digest):
+                    state = "corrupt" if leaf_digest in bad else "missing"
+                    missing.append(f"{label}: blob {leaf_digest} is {state}")
+        return reachable, unreadable, missing
+
+    def _describe(self, digest: str) -> tuple[int, str]:
+        try:
+            manifest_bytes = self.layout.blobs.read(digest)
+            manifest = jsonutil.loads(manifest_bytes)
+            children = [*(manifest.get("layers") or []), *(manifest.get("manifests") or [])]
+            config = manifest.get("config")
+            size = len(manifest_bytes) + sum(int(c.get("size", 0)) for c in children)
+            if not config:
+                return size, ""
+            config_document = jsonutil.loads(self.layout.blobs.read(config["digest"]))
+            return size + int(config.get("size", 0)), str(config_document.get("created", ""))
+        except (OSError, ValueError, KeyError):
+            return -1, ""
+
+
+def open_store(home: Path | str | None = None) -> Store:
+    """The store at ``home``, by default the one this environment names (``default_home``)."""
+    return Store(home)
+
+
+def _store_ref(ref: Reference | str) -> Reference:
+    parsed = parse(ref) if isinstance(ref, str) else ref
+    if parsed.transport != "store":
+        raise InvalidReference(
+            f"failed to use {str(parsed)!r} in the local store: it names the "
+            f"{parsed.transport}: transport",
+            hint="local store references have no transport prefix: name[:tag]",
+        )
+    return parsed
+
+
+def read(ref: Reference, platform: str) -> Image:
+    """Read a store reference from the store of this environment."""
+    return Store().read(ref, platform)
+
+
+def write(image: Image, refs: Sequence[Reference], progress: Progress | None) -> str:
+    """Write ``image`` to the store of this environment under each of ``refs``."""
+    return Store().write(image, refs, progress)
