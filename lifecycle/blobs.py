@@ -201,19 +201,24 @@ class BlobDir:
         src = Path(src)
         if digest is not None and self.has(digest):
             return digest
-        actual = _hash_file(src)
-        if digest is not None and actual != digest:
-            raise ExportError(
-                f"failed to store blob {digest} from {src}: its content has digest {actual}",
-                hint="the file is corrupt or changed while being read",
-            )
-        if self.has(actual):
-            return actual
-        if src.name == hex_of(actual) and self._link(src, actual):
-            return actual
+        expected = digest
+        if _HEX_RE.fullmatch(src.name) and (digest is None or src.name == hex_of(digest)):
+            # A link shares the inode, so the content is checked before linking; copies
+            # below are checked while they stream instead, reading the source once.
+            actual = _hash_file(src)
+            if digest is not None and actual != digest:
+                raise ExportError(
+                    f"failed to store blob {digest} from {src}: its content has digest {actual}",
+                    hint="the file is corrupt or changed while being read",
+                )
+            if self.has(actual):
+                return actual
+            if src.name == hex_of(actual) and self._link(src, actual):
+                return actual
+            expected = actual
         with open(src, "rb") as handle:
-            self.put_stream(iter(lambda: handle.read(CHUNK), b""), actual)
-        return actual
+            stored, _ = self.put_stream(iter(lambda: handle.read(CHUNK), b""), expected)
+        return stored
 
     def remove(self, digest: str) -> int:
         """Delete the blob if present; return the bytes freed."""

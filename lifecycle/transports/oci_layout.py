@@ -102,6 +102,8 @@ def resolve(
 
     With no tag, ``latest`` is used when present, else the only entry of the index.
     """
+    if not isinstance(index, Mapping) or not isinstance(index.get("manifests", []), list):
+        raise BaseImageFetchError(f"failed to read image {where}: index.json is not an index")
     entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
     tags = sorted({name for e in entries if (name := ref_name(e)) is not None})
     if tag is None:
@@ -116,13 +118,19 @@ def resolve(
             f"failed to read image {where}: no {wanted} in the index",
             hint=f"tags present: {', '.join(tags) or 'none'}",
         )
-    descriptor = _pick(candidates, platform, where)
-    while descriptor.get("mediaType") in INDEX_TYPES:
-        child = jsonutil.loads(read_verified(read, descriptor["digest"], where))
-        descriptor = _pick(child.get("manifests") or [], platform, where)
-    manifest = read_verified(read, descriptor["digest"], where)
-    config_digest = (jsonutil.loads(manifest).get("config") or {}).get("digest", "")
-    config = read_verified(read, config_digest, where)
+    try:
+        descriptor = _pick(candidates, platform, where)
+        while descriptor.get("mediaType") in INDEX_TYPES:
+            child = jsonutil.loads(read_verified(read, descriptor["digest"], where))
+            descriptor = _pick(child.get("manifests") or [], platform, where)
+        manifest = read_verified(read, descriptor["digest"], where)
+        config_digest = (jsonutil.loads(manifest).get("config") or {}).get("digest", "")
+        config = read_verified(read, config_digest, where)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        # ValueError covers bad JSON and digests that are not sha256:<hex>.
+        raise BaseImageFetchError(
+            f"failed to read image {where}: malformed index or manifest ({error!r})"
+        ) from error
     return from_manifest(manifest, config, source)
 
 
