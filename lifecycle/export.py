@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lifecycle import __version__, image, launcher, tarball, tree
+from lifecycle import __version__, appindex, image, launcher, tarball, tree
+from lifecycle.appindex import AppIndex
 from lifecycle.blobs import BlobDir
 from lifecycle.build import BuildOutcome, apply_env
 from lifecycle.cache import BlobInfo
@@ -78,7 +79,8 @@ def rfc3339(epoch: int) -> str:
 
 def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
            base_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
-           default_process: str | None, log: logging.Logger) -> Exported:
+           default_process: str | None, log: logging.Logger,
+           app_index: AppIndex | None = None) -> Exported:
     """Assemble the image on top of ``base``; layer blobs land in ``blobs``."""
     report: list[ExportedLayer] = [
         ExportedLayer("base", layer.digest, layer.diff_id, layer.size, True)
@@ -92,16 +94,11 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
         report.append(ExportedLayer(bl.label_name, bl.blob.digest, bl.blob.diff_id,
                                     bl.blob.size, bl.reused))
 
-    log.info("exporting app layer from %s", app_dir)
-    entries = tree.scan(app_dir, prefix=TASK_ROOT.lstrip("/"),
-                        include=descriptor.include,
-                        exclude=(*DEFAULT_EXCLUDES, *descriptor.exclude, *built.app_exclude),
-                        confine=True, app_modes=True, warn=log.warning)
-    entries = with_links(entries, built.app_links)
-    app_blob = tarball.write_layer(entries, blobs.directory, mtime=mtime)
-    layers.append(_layer(blobs, BlobInfo(app_blob.digest, app_blob.diff_id, app_blob.size)))
+    app_blob, app_reused = _app_layer(app_dir, descriptor, built, blobs, mtime, app_index, log)
+    layers.append(_layer(blobs, app_blob))
     history.append("hybridless: app")
-    report.append(ExportedLayer("app", app_blob.digest, app_blob.diff_id, app_blob.size, False))
+    report.append(ExportedLayer("app", app_blob.digest, app_blob.diff_id, app_blob.size,
+                                app_reused))
 
     default = launcher.default_process(built.processes, default_process)
     launcher_blob = _launcher_layer(built, default, blobs, mtime)
@@ -131,6 +128,32 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
         created=rfc3339(mtime),
     )
     return Exported(out, tuple(report), default.name)
+
+
+def _app_layer(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, blobs: BlobDir,
+               mtime: int, app_index: AppIndex | None, log: logging.Logger
+               ) -> tuple[BlobInfo, bool]:
+    """The app layer's blob; re-referenced without reading files when the stat index allows."""
+    started = appindex.now_ns()
+    exclude = (*DEFAULT_EXCLUDES, *descriptor.exclude, *built.app_exclude)
+    entries = tree.scan(app_dir, prefix=TASK_ROOT.lstrip("/"), include=descriptor.include,
+                        exclude=exclude, confine=True, app_modes=True, warn=log.warning)
+    entries = with_links(entries, built.app_links)
+    shape = {"include": descriptor.include, "exclude": exclude, "mtime": mtime,
+             "compressor": tarball.COMPRESSOR}
+    key, newest = appindex.scan_key(entries, shape)
+    scan = appindex.Scan(entries, started, key, newest)
+    if app_index is not None:
+        previous = app_index.lookup(scan)
+        if previous is not None and blobs.has(previous.digest):
+            log.info("reusing app layer (%s): no file changed", previous.digest[:19])
+            return previous, True
+    log.info("exporting app layer from %s (%d entries)", app_dir, len(entries))
+    written = tarball.write_layer(entries, blobs.directory, mtime=mtime)
+    blob = BlobInfo(written.digest, written.diff_id, written.size)
+    if app_index is not None:
+        app_index.store(scan, blob)
+    return blob, False
 
 
 def with_links(entries: list[tree.Entry], links: Mapping[str, str]) -> list[tree.Entry]:

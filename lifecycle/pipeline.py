@@ -16,6 +16,7 @@ from typing import Any
 from lifecycle import cache as cache_mod
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import plugins, reference, transports
+from lifecycle.appindex import AppIndex
 from lifecycle.build import build
 from lifecycle.descriptor import Descriptor
 from lifecycle.detect import DetectOutcome, detect
@@ -123,7 +124,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict
         started = time.monotonic()
         exported = export(app_dir, desc, built, base, base_ref=base_ref, blobs=project.blobs,
                           stack=stack, mtime=mtime, default_process=options.default_process,
-                          log=log)
+                          log=log, app_index=AppIndex(project.project_dir / "app-index.json"))
         log.info("writing %s", dest)
         digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info)
     timings["export"] = time.monotonic() - started

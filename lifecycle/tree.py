@@ -69,6 +69,9 @@ class Entry:
     size: int = 0
     source: str | None = None
     target: str | None = None
+    # (mtime_ns, ctime_ns, inode, device) of a regular file, for the app layer's stat index;
+    # not part of what is written, so it takes no part in equality.
+    stamp: tuple[int, int, int, int] | None = field(default=None, compare=False)
 
 
 def parents(prefix: str) -> list[Entry]:
@@ -114,7 +117,8 @@ def scan(
             if first != name:
                 entries.append(Entry(name, "hardlink", item.mode, target=first))
                 continue
-        entries.append(Entry(name, item.kind, item.mode, item.size, item.source, item.target))
+        entries.append(Entry(name, item.kind, item.mode, item.size, item.source, item.target,
+                             item.stamp))
     return entries
 
 
@@ -127,6 +131,7 @@ class _Found:
     source: str | None = None
     target: str | None = None
     inode: tuple[int, int] | None = None  # set only for files with more than one link
+    stamp: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -171,7 +176,9 @@ class _Scanner:
             if fmt == stat.S_IFREG:
                 inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
                 mode = self._mode(st.st_mode, is_dir=False)
-                self.found.append(_Found(rel, "file", mode, st.st_size, child.path, inode=inode))
+                stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+                self.found.append(_Found(rel, "file", mode, st.st_size, child.path, inode=inode,
+                                         stamp=stamp))
             elif fmt == stat.S_IFLNK:
                 target = os.readlink(child.path)
                 if self.confine:
