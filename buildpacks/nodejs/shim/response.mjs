@@ -1,0 +1,108 @@
+// Turns a handler's result into an HTTP response, or rejects it as malformed (REFERENCE §2).
+
+/** The handler's result cannot become an HTTP response; httpd answers 502. */
+export class MalformedResult extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'MalformedResult';
+  }
+}
+
+// We compute these ourselves from the body we actually send.
+const HOP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+function headerValue(name, value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'object') throw new MalformedResult(`header ${name} has a non-scalar value`);
+  return String(value);
+}
+
+/**
+ * Merges headers and multiValueHeaders case-insensitively into {name: string | string[]}.
+ * API Gateway's rule: a name in both sends the multi-value list, plus the single value when new.
+ */
+function mergeHeaders(headers, multiValueHeaders) {
+  const out = {};
+  const names = new Map();
+  if (multiValueHeaders !== undefined && multiValueHeaders !== null) {
+    if (typeof multiValueHeaders !== 'object' || Array.isArray(multiValueHeaders)) {
+      throw new MalformedResult('multiValueHeaders must be an object');
+    }
+    for (const name of Object.keys(multiValueHeaders)) {
+      const values = multiValueHeaders[name];
+      if (!Array.isArray(values)) throw new MalformedResult(`multiValueHeaders.${name} must be a list`);
+      const lower = name.toLowerCase();
+      if (HOP_HEADERS.has(lower)) continue;
+      const list = [];
+      for (const v of values) {
+        const text = headerValue(name, v);
+        if (text !== null) list.push(text);
+      }
+      names.set(lower, name);
+      out[name] = list;
+    }
+  }
+  if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object' || Array.isArray(headers)) throw new MalformedResult('headers must be an object');
+    for (const name of Object.keys(headers)) {
+      const text = headerValue(name, headers[name]);
+      const lower = name.toLowerCase();
+      if (text === null || HOP_HEADERS.has(lower)) continue;
+      const existing = names.get(lower);
+      if (existing === undefined) {
+        names.set(lower, name);
+        out[name] = text;
+      } else {
+        const current = out[existing];
+        const list = Array.isArray(current) ? current : [current];
+        if (!list.includes(text)) list.push(text);
+        out[existing] = list;
+      }
+    }
+  }
+  return { out, names };
+}
+
+function reasonFrom(statusDescription, statusCode) {
+  if (typeof statusDescription !== 'string') return undefined;
+  const prefix = `${statusCode} `;
+  const reason = statusDescription.startsWith(prefix) ? statusDescription.slice(prefix.length) : statusDescription;
+  // A reason phrase with control characters would corrupt the status line.
+  return /^[\t\x20-\x7e\x80-\xff]*$/.test(reason) ? reason : undefined;
+}
+
+function shortcut(result) {
+  const body = JSON.stringify(result === undefined ? null : result);
+  return { statusCode: 200, reason: undefined, headers: { 'content-type': 'application/json' }, body };
+}
+
+/**
+ * Returns {statusCode, reason, headers, body} for a handler result in the given format, or
+ * throws MalformedResult. body is a Buffer for base64 results, else a string: node:http sends a
+ * string body in the same write as the head, where a Buffer costs a second (writev) chunk.
+ */
+export function toHttpResponse(result, format) {
+  const isObject = result !== null && typeof result === 'object' && !Array.isArray(result);
+  if (format === 'apigw-v2' && !(isObject && 'statusCode' in result)) return shortcut(result);
+  if (!isObject) throw new MalformedResult(`the result must be an object with statusCode, got ${result === null ? 'null' : typeof result}`);
+  const { statusCode, body } = result;
+  if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
+    throw new MalformedResult(`statusCode must be an integer from 100 to 599, got ${JSON.stringify(statusCode)}`);
+  }
+  if (body !== undefined && body !== null && typeof body !== 'string') {
+    throw new MalformedResult(`body must be a string, got ${typeof body}`);
+  }
+  const { out, names } = mergeHeaders(result.headers, result.multiValueHeaders);
+  if (format === 'apigw-v2' && result.cookies !== undefined && result.cookies !== null) {
+    if (!Array.isArray(result.cookies)) throw new MalformedResult('cookies must be a list');
+    const existing = names.get('set-cookie');
+    const list = existing === undefined ? [] : [].concat(out[existing]);
+    for (const c of result.cookies) list.push(String(c));
+    out[existing ?? 'set-cookie'] = list;
+  }
+  let payload = '';
+  if (body && result.isBase64Encoded === true) payload = Buffer.from(body, 'base64');
+  else if (body) payload = body;
+  const isAlb = format === 'alb' || format === 'alb-multi';
+  return { statusCode, reason: isAlb ? reasonFrom(result.statusDescription, statusCode) : undefined, headers: out, body: payload };
+}
