@@ -177,9 +177,26 @@ def validate(path: Path, data: Mapping[str, Any]) -> None:
     _check_semantics(path, data)
 
 
-def describe_schema_error(path: Path, error: Any, schema: Mapping[str, Any]) -> str:
+def validate_options(path: Path | None, buildpack_id: str, options: Mapping[str, Any],
+                     schema: Mapping[str, Any]) -> None:
+    """Check one buildpack's ``[io.hybridless.buildpacks."<id>"]`` table against its schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(dict(options)),
+                    key=lambda e: (list(map(str, e.path)), e.message))
+    if errors:
+        where = path or Path("project.toml")
+        message = describe_schema_error(where, errors[0], schema,
+                                        prefix=f'io.hybridless.buildpacks."{buildpack_id}"')
+        raise DescriptorSchemaError(message, hint=f"see the documentation of {buildpack_id} "
+                                                  "for its options")
+
+
+def describe_schema_error(path: Path, error: Any, schema: Mapping[str, Any],
+                          prefix: str = "") -> str:
     """Say which key is wrong, what value it had, and which values are valid."""
-    where = key_path(error.absolute_path)
+    where = ".".join(filter(None, [prefix, key_path(error.absolute_path)]))
     sub = error.schema
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(sub.get("properties", {})))

@@ -86,6 +86,7 @@ def run_detect(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, P
     registry = plugins.load(inputs.plugins)
     outcome = detect(app_dir, desc, registry, requested=inputs.buildpacks,
                      platform_env={**desc.build_env, **inputs.env}, log=log)
+    _check_options(desc, outcome, log)
     group = ", ".join(f"{lp.id}@{lp.buildpack.version}" for lp in outcome.group)
     log.info("detected: %s", group)
     if outcome.inferred:
@@ -94,6 +95,20 @@ def run_detect(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, P
             log.info("no descriptor functions; inferred function '%s': %s %s",
                      fn.name, fn.event, what)
     return app_dir, desc, cache_root, outcome
+
+
+def _check_options(desc: Descriptor, outcome: DetectOutcome, log: logging.Logger) -> None:
+    """Validate each group member's options table against its ``options_schema``."""
+    members = {lp.id: lp.buildpack for lp in outcome.group}
+    for bp_id, options in desc.buildpack_options.items():
+        bp = members.get(bp_id)
+        if bp is None:
+            log.warning("options for buildpack '%s' are ignored: it is not in the detected "
+                        "group (%s)", bp_id, ", ".join(members))
+            continue
+        schema = getattr(bp, "options_schema", None)
+        if schema:
+            descriptor_mod.validate_options(desc.path, bp_id, options, schema)
 
 
 def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict[str, Any]:

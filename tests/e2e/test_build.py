@@ -208,3 +208,16 @@ def test_missing_run_image_and_bad_reference_codes(cli: CliRunner, hello_app: Pa
     assert result.returncode == 61, result.stderr
     result = cli("bogus")
     assert result.returncode == 2
+
+
+def test_buildpack_options_are_checked_against_its_schema(cli: CliRunner, tmp_path: Path) -> None:
+    app = tmp_path / "opt"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "x", "version": "1.0.0"}')
+    (app / "handler.js").write_text("exports.handler = async () => ({statusCode: 200});\n")
+    (app / "project.toml").write_text('[io.hybridless.buildpacks."hybridless/nodejs"]\n'
+                                      "bundel = true\n")
+    result = cli("detect", app)
+    assert result.returncode == 11, result.stderr
+    assert "'io.hybridless.buildpacks.\"hybridless/nodejs\".bundel'" in result.stderr
+    assert "bundle" in result.stderr
