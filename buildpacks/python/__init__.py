@@ -1,0 +1,107 @@
+"""The Python runtime buildpack: dependencies in their own layer, the shim, one process per
+function.
+
+Detect passes on ``requirements.txt``, ``pyproject.toml`` or a descriptor function whose handler
+is a ``.py`` file (or whose runtime is ``python3.x``). Build picks the Python version
+(:mod:`buildpacks.python.versions`), installs the dependencies with pip into the ``deps`` launch
+layer (reused, with no command run, while its inputs are unchanged), copies the shim into the
+``shim`` launch layer and makes each function a ``python3 -m hybridless_shim`` process.
+"""
+
+from __future__ import annotations
+
+from buildpacks.python import layers, versions
+from buildpacks.python.installers import Interpreter
+from buildpacks.python.processes import processes
+from buildpacks.python.project import (
+    INFERRED_HANDLER_FILES,
+    PythonProject,
+    foreign_functions,
+    infer_function,
+    python_functions,
+)
+from lifecycle.errors import BuildpackFailed
+from lifecycle.hookspecs import (
+    BUILDPACK_API,
+    BuildContext,
+    BuildResult,
+    DetectContext,
+    DetectResult,
+    EnvValue,
+    Prepend,
+    hookimpl,
+)
+
+APP_EXCLUDE = (
+    # Credentials: used by pip during the build, never shipped.
+    "pip.conf", "pip.ini", ".pypirc", ".netrc", ".env", ".env.*",
+    # Host artefacts: bytecode with host timestamps and paths, a host virtualenv.
+    "__pycache__", ".venv",
+)
+
+
+class PythonBuildpack:
+    """Python functions run by the Lambda-simulating shim."""
+
+    id = "hybridless/python"
+    version = "0.1.0"
+    api = BUILDPACK_API
+    description = "Runs Python handlers (pip, uv.lock or poetry.lock dependencies) under the shim."
+
+    def detect(self, ctx: DetectContext) -> DetectResult:
+        """Pass for Python descriptor functions, or infer one beside a dependency manifest."""
+        if ctx.descriptor.functions:
+            ours = python_functions(ctx.descriptor.functions, ctx.app_dir)
+            if not ours:
+                return DetectResult.fails("no descriptor function has a Python handler (an "
+                                          "existing .py file, or a python3.x runtime)")
+            foreign = foreign_functions(ctx.descriptor, ctx.app_dir)
+            if foreign and not ctx.descriptor.group:
+                names = ", ".join(fn.name for fn in foreign)
+                return DetectResult.fails(f"function(s) {names} are not Python; list each "
+                                          "runtime buildpack in [[io.buildpacks.group]]")
+            return DetectResult.passes(f"Python function(s): {', '.join(f.name for f in ours)}")
+        manifests = [name for name in ("requirements.txt", "pyproject.toml") if ctx.exists(name)]
+        if not manifests:
+            return DetectResult.fails("no requirements.txt, pyproject.toml or descriptor "
+                                      "function with a .py handler")
+        inferred = infer_function(ctx.app_dir)
+        if inferred is None:
+            return DetectResult.fails(f"found {manifests[0]} but none of "
+                                      f"{', '.join(INFERRED_HANDLER_FILES)}; add a function "
+                                      "to project.toml")
+        return DetectResult.passes(f"found {manifests[0]}; handler {inferred.handler}",
+                                   functions=(inferred,))
+
+    def build(self, ctx: BuildContext) -> BuildResult:
+        """Install dependencies, add the shim, and make one process per Python function."""
+        functions = python_functions(ctx.functions, ctx.app_dir)
+        if not functions:
+            raise BuildpackFailed("failed to build: no function has a Python handler",
+                                  hint="give a function a .py handler or a python3.x runtime")
+        project = PythonProject.read(ctx.app_dir)
+        version = versions.select(functions, ctx.app_dir, project.requires_python)
+        ctx.log.info("Python %s (%s)", version.version, version.source)
+        manifest = project.manifest()
+        python = Interpreter(ctx, version.version)
+        deps = None
+        launch_env: dict[str, EnvValue] = {}
+        if manifest.installs_anything:
+            cache = layers.pip_cache(ctx)
+            deps = layers.install_dependencies(ctx, manifest, version, python, cache)
+            launch_env["PATH"] = Prepend(f"{deps.image_path}/bin")
+        else:
+            ctx.log.info("no dependencies to install")
+        shim = layers.shim_layer(ctx, version, python)
+        procs = processes(functions, ctx.descriptor, shim, deps)
+        for proc in procs:
+            ctx.log.info("process %s: %s (%s)", proc.name, proc.defaults.get("ENTRYPOINT"),
+                         proc.event)
+        return BuildResult(processes=procs, launch_env=launch_env, app_exclude=APP_EXCLUDE,
+                           labels={"io.hybridless.python.version": version.version})
+
+
+@hookimpl
+def hybridless_buildpacks() -> list[PythonBuildpack]:
+    """Register the Python buildpack."""
+    return [PythonBuildpack()]
