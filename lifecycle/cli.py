@@ -86,7 +86,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-image", required=True, metavar="REF")
     p.add_argument("--force", action="store_true", help="skip compatibility checks")
 
-    add("buildpacks", "List the available buildpacks.")
+    p = add("buildpacks", "List the available buildpacks, or write a new one's skeleton.")
+    actions = p.add_subparsers(dest="buildpacks_action", metavar="[new]",
+                               parser_class=_Parser)
+    new = actions.add_parser("new", parents=[common],
+                             help="write a buildpack package skeleton that installs with pip",
+                             description="Write a buildpack package skeleton (pyproject with "
+                                         "the entry point, module, README, a passing test).")
+    new.add_argument("name", metavar="NAME", help="the buildpack id, e.g. acme/ruby")
+    new.add_argument("--dir", type=Path, metavar="D",
+                     help="the package directory to create (default: ./<name with / as ->)")
     add("images", "List images in the local store.")
     p = add("rm", "Remove an image reference from the local store.")
     p.add_argument("ref", metavar="REF")
@@ -223,23 +232,64 @@ def cmd_rebase(args: argparse.Namespace) -> Any:
 
 
 def cmd_buildpacks(args: argparse.Namespace) -> Any:
-    """``buildpacks``."""
+    """``buildpacks`` (list; broken plugins are rows with an ``error``) and ``buildpacks new``."""
     from lifecycle import plugins
 
+    if getattr(args, "buildpacks_action", None) == "new":
+        return _buildpacks_new(args)
     registry = plugins.load()
-    rows = [{"id": lp.id, "version": lp.buildpack.version, "api": lp.buildpack.api,
-             "source": lp.source, "distribution": lp.distribution,
-             "distribution_version": lp.distribution_version,
-             "description": getattr(lp.buildpack, "description", "")}
-            for lp in registry.ordered()]
+    rows: list[dict[str, Any]] = [
+        {"id": lp.id, "version": lp.buildpack.version, "api": lp.buildpack.api,
+         "source": lp.source, "distribution": lp.distribution,
+         "distribution_version": lp.distribution_version,
+         "description": getattr(lp.buildpack, "description", "")}
+        for lp in registry.ordered()]
+    broken = _problem_rows(registry.problems)
     if not getattr(args, "json", False):
         for row in rows:
             dist = f"{row['distribution']} {row['distribution_version']}" \
                 if row["distribution"] else row["source"]
             print(f"{row['id']:<28} {row['version']:<10} api {row['api']:<5} {dist}")
-        for problem in registry.problems:
-            print(f"broken: {problem}")
+        for row in broken:
+            print(f"broken: {row['error']}")
+    return rows + broken
+
+
+def _problem_rows(problems: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows for plugins that failed to load, with the plugin or buildpack their message names."""
+    import re
+    from importlib.metadata import entry_points
+
+    from lifecycle.hookspecs import ENTRY_POINT_GROUP
+
+    by_name = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    rows = []
+    for problem in problems:
+        # plugins.Registry keeps problems as messages; each starts by naming its subject.
+        match = re.match(r"(plugin|buildpack) '([^']+)'", problem)
+        kind, name = match.groups() if match else ("plugin", None)
+        ep = by_name.get(name or "") if kind == "plugin" else None
+        dist = getattr(ep, "dist", None)
+        rows.append({"id": name if kind == "buildpack" else None, "version": None,
+                     "api": None, "plugin": name if kind == "plugin" else None,
+                     "source": f"entry point {ep.name} = {ep.value}" if ep else None,
+                     "distribution": dist.metadata["Name"] if dist is not None else None,
+                     "distribution_version": dist.version if dist is not None else None,
+                     "error": problem})
     return rows
+
+
+def _buildpacks_new(args: argparse.Namespace) -> Any:
+    from lifecycle import scaffold
+
+    created = scaffold.write(args.name, args.dir)
+    document = created.to_json()
+    if not getattr(args, "json", False):
+        print(f"created {document['distribution']} in {document['directory']}:")
+        for name in document["files"]:
+            print(f"  {name}")
+        print(scaffold.next_steps(created))
+    return document
 
 
 def cmd_images(args: argparse.Namespace) -> Any:
