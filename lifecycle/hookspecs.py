@@ -218,6 +218,10 @@ class BuildContext:
         return self.layers.layer(self.buildpack_id, name, metadata=metadata or {},
                                  launch=launch, build=build, cache=cache)
 
+    def exists(self, *relative: str) -> bool:
+        """True when any of the given paths exists in the app directory."""
+        return any((self.app_dir / rel).exists() for rel in relative)
+
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             cwd: Path | None = None, check: bool = True, capture: bool = False) -> RunResult:
         """Run a command with the build env plus ``env``; a non-zero exit fails the build (50)."""

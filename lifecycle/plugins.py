@@ -112,31 +112,37 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
 
     found: dict[str, Loaded] = {}
     blocked: list[str] = []
-    for plugin in manager.get_plugins():
-        name = manager.get_name(plugin) or "?"
-        hook = getattr(plugin, "hybridless_buildpacks", None)
-        if hook is None:
-            continue
+    registered = set(manager.get_plugins())
+    implementing = set()
+    for impl in manager.hook.hybridless_buildpacks.get_hookimpls():
+        name = impl.plugin_name
+        implementing.add(impl.plugin)
         try:
-            provided = list(hook() or ())
+            provided = list(impl.function() or ())
         except Exception as exc:
             problems.append(f"plugin '{name}' raised in hybridless_buildpacks(): "
                             f"{type(exc).__name__}: {exc}")
             continue
-        source, dist_name, dist_version = sources.get(id(plugin), (name, None, None))
+        source, dist_name, dist_version = sources.get(id(impl.plugin), (name, None, None))
         for bp in provided:
+            bp_id = getattr(bp, "id", None)
+            if isinstance(bp_id, str) and (bp_id in block or (allow and bp_id not in allow)):
+                blocked.append(bp_id)
+                continue
             problem = check_buildpack(bp, name)
             if problem:
                 problems.append(problem)
-                continue
-            if bp.id in block or (allow and bp.id not in allow):
-                blocked.append(bp.id)
                 continue
             if bp.id in found:
                 problems.append(f"buildpack '{bp.id}' from plugin '{name}' ignored: "
                                 f"already provided by {found[bp.id].source}")
                 continue
             found[bp.id] = Loaded(bp, source, dist_name, dist_version)
+    for plugin in registered - implementing:
+        if callable(getattr(plugin, "hybridless_buildpacks", None)):
+            problems.append(f"plugin '{manager.get_name(plugin)}' defines "
+                            "hybridless_buildpacks() without @hookimpl, so it was not called; "
+                            "decorate it with lifecycle.hookspecs.hookimpl")
     for problem in problems:
         log.warning("%s", problem)
     return Registry(found, tuple(problems), tuple(sorted(blocked)))
@@ -162,6 +168,9 @@ def _register(manager: pluggy.PluginManager, plugin: Any, name: str,
         manager.register(plugin, name=name)
     except Exception as exc:  # pluggy validates hook signatures at registration
         problems.append(f"plugin '{name}' could not be registered: {exc}")
+        # pluggy keeps a plugin whose hook failed validation; drop it so it is reported once.
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
 
 
 def _entry_points() -> Sequence[Any]:

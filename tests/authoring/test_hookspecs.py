@@ -407,3 +407,17 @@ def test_kit_refuses_a_registration_that_fails(make_app: MakeApp, register_build
     with pytest.raises(AssertionError, match="already provided"):
         detect_app(make_app())
 
+
+
+@pytest.mark.covers("BuildContext.exists")
+def test_build_context_exists_looks_in_the_app(make_app: MakeApp, register_buildpack: Register,
+                                               build_app: Any) -> None:
+    answers: list[tuple[bool, bool]] = []
+
+    def on_build(ctx: Any) -> Any:
+        answers.append((ctx.exists("nope", "src/go.mod"), ctx.exists("go.mod")))
+        return BuildResult(processes=(Process("main", ("true",)),))
+
+    register_buildpack(Scripted("acme/exists", on_build=on_build))
+    build_app(make_app({"src/go.mod": ""})).assert_passed()
+    assert answers == [(True, False)]
