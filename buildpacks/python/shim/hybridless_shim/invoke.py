@@ -1,0 +1,242 @@
+"""Runs invocations under a deadline: async handlers on the loop, sync ones in a bounded pool."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import eager
+from .loader import Handler
+from .payloads import format_stack
+from .pool import WorkerPool
+
+
+class Outcome:
+    """How one invocation ended: a result, an error, or the deadline passing first."""
+
+    __slots__ = ("error", "result", "stack", "timed_out")
+
+    def __init__(
+        self,
+        result: Any = None,
+        error: BaseException | None = None,
+        stack: list[str] | None = None,
+        timed_out: bool = False,
+    ) -> None:
+        self.result = result
+        self.error = error
+        self.stack = stack
+        self.timed_out = timed_out
+
+    @property
+    def ok(self) -> bool:
+        """True when the handler returned before its deadline."""
+        return self.error is None and not self.timed_out
+
+
+TIMED_OUT = Outcome(timed_out=True)
+
+
+Done = Callable[[Outcome], None]
+EAGER_TASKS = sys.version_info >= (3, 12)
+# 3.11 can hand a Task the context the first step ran in (create_task(context=)); 3.10 cannot.
+STEP_FIRST = sys.version_info >= (3, 11)
+
+
+class _Invocation:
+    """One invocation; ``finish`` delivers its outcome exactly once."""
+
+    __slots__ = ("context", "deadline", "done", "event", "finished", "released", "task")
+
+    def __init__(self, event: Any, context: Any, deadline: float, done: Done) -> None:
+        self.event = event
+        self.context = context
+        self.deadline = deadline
+        self.done = done
+        self.finished = False
+        self.released = False
+        self.task: asyncio.Task[Any] | None = None
+
+    def finish(self, outcome: Outcome) -> None:
+        if not self.finished:
+            self.finished = True
+            done = self.done
+            # Finished invocations may wait in the deadline queue: keep them light.
+            self.event = self.context = self.done = None  # type: ignore[assignment]
+            done(outcome)
+
+
+class Invoker:
+    """Calls one handler, at most ``concurrency`` calls at a time, each within ``timeout_s``."""
+
+    def __init__(self, handler: Handler, concurrency: int, timeout_s: float) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.inflight = 0
+        self._waiting: deque[_Invocation] = deque()
+        # Every invocation gets the same timeout, so arrival order is deadline order: one
+        # FIFO and one timer replace a timer per request.
+        self._deadlines: deque[_Invocation] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: WorkerPool | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the running loop; sync handlers get their pool here."""
+        self._loop = loop
+        if not self.handler.is_async and self._pool is None:
+            self._pool = WorkerPool(self.concurrency, loop)
+
+    @property
+    def busy(self) -> int:
+        """Invocations running or queued and not yet answered or released."""
+        return self.inflight + sum(1 for inv in self._waiting if not inv.finished)
+
+    def invoke(self, event: Any, context: Any, done: Done) -> None:
+        """Run the handler on ``event``; ``done`` is called on the loop within the timeout."""
+        loop = self._loop
+        assert loop is not None, "Invoker.bind() must be called first"
+        # The clock starts on arrival, so a request queued behind busy slots still gets its
+        # 504 on time.
+        inv = _Invocation(event, context, loop.time() + self.timeout_s, done)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0].finished:
+            deadlines.popleft()
+        deadlines.append(inv)
+        if self._timer is None:
+            self._timer = loop.call_at(inv.deadline, self._expire)
+        if self.inflight >= self.concurrency:
+            self._waiting.append(inv)
+            return
+        self._start(inv)
+
+    def _start(self, inv: _Invocation) -> None:
+        self.inflight += 1
+        if self.handler.is_async:
+            try:
+                awaitable = self.handler.func(inv.event, inv.context)
+            except Exception as exc:
+                self._release(inv)
+                inv.finish(Outcome(error=exc, stack=format_stack(exc)))
+                return
+            self._start_async(inv, awaitable)
+            return
+        assert self._pool is not None
+        self._pool.submit(self._call_sync, inv, lambda outcome: self._sync_done(inv, outcome))
+
+    def _call_sync(self, inv: _Invocation) -> Outcome:
+        try:
+            return Outcome(self.handler.func(inv.event, inv.context))
+        except BaseException as exc:  # every failure, even SystemExit, becomes a 502
+            return Outcome(error=exc, stack=format_stack(exc))
+
+    def _start_async(self, inv: _Invocation, awaitable: Any) -> None:
+        loop = self._loop
+        assert loop is not None
+        coro = awaitable if inspect.iscoroutine(awaitable) else _await(awaitable)
+        # Run up to the first real suspension now: a handler that never waits on I/O then
+        # finishes without a Task and a trip around the loop.
+        if EAGER_TASKS:
+            task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+        elif STEP_FIRST:
+            started = eager.step_first(loop, coro)
+            if isinstance(started, eager.Done):
+                self._release(inv)
+                if started.error is not None:
+                    inv.finish(Outcome(error=started.error, stack=format_stack(started.error)))
+                else:
+                    inv.finish(Outcome(started.value))
+                return
+            task = started
+        else:
+            task = loop.create_task(coro)
+        if task.done():
+            self._async_done(inv, task)
+            return
+        inv.task = task
+        task.add_done_callback(lambda t: self._async_done(inv, t))
+
+    def _sync_done(self, inv: _Invocation, outcome: Outcome) -> None:
+        result = outcome.result
+        if type(result) is not dict and inspect.isawaitable(result):
+            # A plain ``def`` that returns a coroutine: finish it on the loop.
+            self._start_async(inv, result)
+            return
+        self._release(inv)
+        inv.finish(outcome)
+
+    def _async_done(self, inv: _Invocation, task: asyncio.Task[Any]) -> None:
+        self._release(inv)
+        if task.cancelled():
+            inv.finish(TIMED_OUT)
+            return
+        error = task.exception()
+        if error is not None:
+            inv.finish(Outcome(error=error, stack=format_stack(error)))
+        else:
+            inv.finish(Outcome(task.result()))
+
+    def _expire(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._timer = None
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines:
+            inv = deadlines[0]
+            if inv.finished:
+                deadlines.popleft()
+                continue
+            if inv.deadline > now:
+                self._timer = loop.call_at(inv.deadline, self._expire)
+                return
+            deadlines.popleft()
+            inv.finish(TIMED_OUT)
+            if inv.task is not None and not inv.task.done():
+                inv.task.cancel()
+
+    def _release(self, inv: _Invocation) -> None:
+        # The slot is held until the handler's code has really stopped: a sync handler past
+        # its deadline still owns a pool thread, and the bound must count it.
+        if inv.released:
+            return
+        inv.released = True
+        self.inflight -= 1
+        while self._waiting and self.inflight < self.concurrency:
+            nxt = self._waiting.popleft()
+            if not nxt.finished:
+                self._start(nxt)
+
+    def shutdown(self) -> None:
+        """Release the pool; exits the process at once if a handler is stuck past its deadline.
+
+        Interpreter exit would wait for a stuck sync handler's thread, keeping a stopped
+        container alive until the platform kills it.
+        """
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self.inflight and not self.handler.is_async:
+            sys.stderr.write(f"hybridless shim: abandoning {self.inflight} stuck handler(s)\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def call_blocking(
+    handler: Handler, event: Any, context: Any, loop: asyncio.AbstractEventLoop
+) -> Any:
+    """Call the handler in this thread and return its result; async handlers run on ``loop``."""
+    result = handler.func(event, context)
+    if inspect.isawaitable(result):
+        return loop.run_until_complete(_await(result))
+    return result

@@ -1,0 +1,136 @@
+"""Turns a handler's result into the HTTP response API Gateway or an ALB would send."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from .http11 import Response
+from .payloads import to_json
+
+JSON_TYPE = "application/json"
+ERROR_BODY = b'{"message":"Internal server error"}'
+TIMEOUT_BODY = b'{"message":"Endpoint request timed out"}'
+TOO_LARGE_BODY = b'{"message":"Request Entity Too Large"}'
+
+
+class MalformedResult(ValueError):
+    """The handler returned something the front end cannot turn into a response."""
+
+
+def error_response() -> Response:
+    """The 502 API Gateway sends when the handler throws or answers nonsense."""
+    return Response(502, [("Content-Type", JSON_TYPE)], ERROR_BODY)
+
+
+def too_large_response() -> Response:
+    """The 413 API Gateway sends for a body over the limit, without calling the handler."""
+    return Response(413, [("Content-Type", JSON_TYPE)], TOO_LARGE_BODY)
+
+
+def timeout_response() -> Response:
+    """The 504 API Gateway sends when the handler runs past its timeout."""
+    return Response(504, [("Content-Type", JSON_TYPE)], TIMEOUT_BODY)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise MalformedResult(f"header value {value!r} is not a string")
+
+
+def _status(result: dict[str, Any]) -> int:
+    status = result.get("statusCode")
+    if type(status) is not int or not 100 <= status <= 599:
+        raise MalformedResult(f"statusCode {status!r} is not an integer HTTP status")
+    return status
+
+
+def _headers(result: dict[str, Any]) -> list[tuple[str, str]]:
+    single = result.get("headers")
+    multi = result.get("multiValueHeaders")
+    if single is None:
+        single = {}
+    elif not isinstance(single, dict):
+        raise MalformedResult("headers must be an object")
+    if not multi:
+        if multi is not None and not isinstance(multi, dict):
+            raise MalformedResult("multiValueHeaders must be an object")
+        return [(k, v if type(v) is str else _text(v)) for k, v in single.items()]
+    if not isinstance(multi, dict):
+        raise MalformedResult("multiValueHeaders must be an object")
+    out: list[tuple[str, str]] = []
+    merged: dict[str, list[str]] = {}
+    for name, values in multi.items():
+        if not isinstance(values, list):
+            raise MalformedResult(f"multiValueHeaders.{name} must be a list")
+        texts = [_text(v) for v in values]
+        merged[name.lower()] = texts
+        out.extend((name, t) for t in texts)
+    for name, value in single.items():
+        text = _text(value)
+        # Both name it: the list, plus the single value unless the list already has it.
+        if text not in merged.get(name.lower(), ()):
+            out.append((name, text))
+    return out
+
+
+def _body(result: dict[str, Any]) -> bytes:
+    body = result.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise MalformedResult(f"body must be a string, got {type(body).__name__}")
+    if result.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedResult("isBase64Encoded is true but body is not base64") from None
+    return body.encode("utf-8")
+
+
+def _with_default_type(headers: list[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    if body and not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", JSON_TYPE))
+    return headers
+
+
+def from_structured(result: dict[str, Any], http_format: str) -> Response:
+    """A response from a ``{statusCode, headers, multiValueHeaders, body, ...}`` result."""
+    status = _status(result)
+    headers = _headers(result)
+    body = _body(result)
+    reason = None
+    if http_format in ("alb", "alb-multi"):
+        description = result.get("statusDescription")
+        if isinstance(description, str):
+            code, _, text = description.partition(" ")
+            reason = text if code == str(status) and text else None
+        return Response(status, headers, body, reason)
+    cookies = result.get("cookies")
+    if http_format == "apigw-v2" and cookies:
+        if not isinstance(cookies, list):
+            raise MalformedResult("cookies must be a list of strings")
+        headers.extend(("Set-Cookie", _text(c)) for c in cookies)
+    return Response(status, _with_default_type(headers, body), body)
+
+
+def to_response(result: Any, http_format: str) -> Response:
+    """The response for ``result`` in ``http_format``; raises MalformedResult if there is none."""
+    if isinstance(result, dict) and "statusCode" in result:
+        return from_structured(result, http_format)
+    if http_format == "apigw-v2":
+        # HTTP APIs send any other result as a 200 whose body is its JSON text.
+        try:
+            body = to_json(result).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise MalformedResult(f"result is not JSON-serializable: {exc}") from None
+        return Response(200, [("Content-Type", JSON_TYPE)], body)
+    if result is None:
+        raise MalformedResult("the handler returned no response")
+    raise MalformedResult(f"the result has no statusCode: {str(result)[:200]}")

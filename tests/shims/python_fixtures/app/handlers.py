@@ -1,0 +1,84 @@
+"""Handlers the Python shim tests call directly (not the conformance corpus)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+_lock = threading.Lock()
+_running = 0
+_peak = 0
+
+
+def _query(event: dict[str, Any], name: str, default: str) -> str:
+    return str((event.get("queryStringParameters") or {}).get(name, default))
+
+
+def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Return the event as JSON."""
+    return {"statusCode": 200, "headers": {"content-type": "application/json"},
+            "body": json.dumps(event)}  # fmt: skip
+
+
+def sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Sleep ``?ms=`` milliseconds (time.sleep), then answer."""
+    time.sleep(int(_query(event, "ms", "0")) / 1000)
+    return {"statusCode": 200, "body": "slept"}
+
+
+def spin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Burn CPU for ``?ms=`` milliseconds without ever sleeping (holds the GIL)."""
+    end = time.monotonic() + int(_query(event, "ms", "0")) / 1000
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return {"statusCode": 200, "body": str(n)}
+
+
+def counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Sleep ``?ms=`` and report the highest number of calls seen running at once."""
+    global _running, _peak
+    with _lock:
+        _running += 1
+        _peak = max(_peak, _running)
+    try:
+        time.sleep(int(_query(event, "ms", "0")) / 1000)
+    finally:
+        with _lock:
+            _running -= 1
+    return {"statusCode": 200, "body": json.dumps({"peak": _peak})}
+
+
+async def async_sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Await ``?ms=`` milliseconds on the loop, then answer with the remaining time."""
+    await asyncio.sleep(int(_query(event, "ms", "0")) / 1000)
+    return {"statusCode": 200, "body": json.dumps(
+        {"remaining": context.get_remaining_time_in_millis()})}  # fmt: skip
+
+
+async def async_boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Raise from a coroutine."""
+    await asyncio.sleep(0)
+    raise RuntimeError("async boom")
+
+
+def returns_coroutine(event: dict[str, Any], context: Any) -> Any:
+    """A plain function that returns a coroutine (as some wrappers do)."""
+    return async_sleepy(event, context)
+
+
+def remaining(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Report get_remaining_time_in_millis() twice, 200 ms apart."""
+    first = context.get_remaining_time_in_millis()
+    time.sleep(0.2)
+    second = context.get_remaining_time_in_millis()
+    return {"statusCode": 200, "body": json.dumps({"first": first, "second": second})}
+
+
+def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Return the length of the request body."""
+    body = event.get("body") or ""
+    return {"statusCode": 200, "body": str(len(body))}
