@@ -1,0 +1,1 @@
+"""Test infrastructure: real services and base images that the end-to-end tests share."""
