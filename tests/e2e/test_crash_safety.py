@@ -44,18 +44,21 @@ def test_sigkill_at_random_moments_never_corrupts_store_or_cache(
     duration = time.monotonic() - started
     rng = random.Random(1234)
     killed = 0
-    for round_ in range(12):
+    # Kill until ten kills have landed mid-build; a build that finished first does not count.
+    for round_ in range(40):
         # Vary the app so every round writes new blobs and a new index entry.
         (app / "round.txt").write_text(str(round_))
         proc = start_build(cli, app, busybox_base, f"victim:r{round_}")
-        time.sleep(rng.uniform(0.05, duration * 1.1))
+        time.sleep(rng.uniform(0.02, duration * 0.9))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             killed += 1
         proc.wait(timeout=60)
         report = run_json(cli, "verify")
         assert report["ok"] is True, report
-    assert killed >= 10 or (killed >= 8 and duration < 0.3), f"only {killed} kills landed"
+        if killed >= 10:
+            break
+    assert killed >= 10, f"only {killed} kills landed in 40 rounds"
     doc = run_json(cli, "build", app, "--image", "victim:final", "--run-image", busybox_base.ref)
     assert run_json(cli, "inspect", "victim:final")["digest"] == doc["digest"]
     assert run_json(cli, "verify")["ok"] is True
