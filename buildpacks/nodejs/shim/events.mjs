@@ -57,56 +57,87 @@ function decode(text) {
   }
 }
 
-/** Splits a raw query string into [key, value] pairs, decoded or not. */
-function queryPairs(raw, decoded) {
-  const pairs = [];
-  if (!raw) return pairs;
-  for (const part of raw.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const key = eq === -1 ? part : part.slice(0, eq);
-    const value = eq === -1 ? '' : part.slice(eq + 1);
-    pairs.push(decoded ? [decode(key), decode(value)] : [key, value]);
+/** Stores value under key as an own data property, even when key is "__proto__". */
+function put(target, key, value) {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
   }
-  return pairs;
 }
 
-function singleAndMulti(pairs) {
+/** Appends to the list at key; keys like "constructor" name inherited members, not lists. */
+function append(target, key, value) {
+  const list = target[key];
+  if (Array.isArray(list)) list.push(value);
+  else put(target, key, [value]);
+}
+
+/**
+ * Parses a raw query string in one pass, without intermediate arrays (this runs on every
+ * request). Returns [single, multi]; with join, single holds repeats joined by "," (HTTP API
+ * 2.0) and multi is null; otherwise single holds the last value.
+ */
+function parseQuery(raw, decoded, join) {
   const single = {};
-  const multi = {};
-  for (const [key, value] of pairs) {
-    single[key] = value;
-    if (multi[key] === undefined) multi[key] = [value];
-    else multi[key].push(value);
+  const multi = join ? null : {};
+  let start = 0;
+  while (start <= raw.length) {
+    let end = raw.indexOf('&', start);
+    if (end === -1) end = raw.length;
+    if (end > start) {
+      const eq = raw.indexOf('=', start);
+      const hasValue = eq !== -1 && eq < end;
+      let key = raw.slice(start, hasValue ? eq : end);
+      let value = hasValue ? raw.slice(eq + 1, end) : '';
+      if (decoded) {
+        key = decode(key);
+        value = decode(value);
+      }
+      if (join) {
+        const previous = single[key];
+        put(single, key, typeof previous === 'string' ? `${previous},${value}` : value);
+      } else {
+        put(single, key, value);
+        append(multi, key, value);
+      }
+    }
+    start = end + 1;
   }
   return [single, multi];
 }
 
 /**
- * Groups rawHeaders case-insensitively: [single (last value), multi (all values), lookup (lower-case
- * name → last value)]. keepCase keeps the first spelling the client used, as API Gateway REST does.
+ * One pass over Node's rawHeaders: the single-value (last wins) and multi-value maps, plus the
+ * few headers the event needs. keepCase groups names case-insensitively under the first
+ * spelling the client used, as API Gateway REST does; otherwise names are lower-cased.
  */
-function headerMaps(rawHeaders, keepCase) {
+function scanHeaders(raw, keepCase) {
   const single = {};
   const multi = {};
-  // A null-prototype object: a Map costs more per request than the whole header loop.
-  const names = keepCase ? Object.create(null) : null;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    let name = rawHeaders[i];
-    const value = rawHeaders[i + 1];
+  const names = keepCase ? {} : null;
+  const seen = { single, multi, contentType: undefined, userAgent: undefined, host: undefined, forwardedFor: undefined };
+  for (let i = 0; i < raw.length; i += 2) {
+    const value = raw[i + 1];
+    const lower = raw[i].toLowerCase();
+    let name = lower;
     if (keepCase) {
-      const lower = name.toLowerCase();
+      // Plain-object lookups stay fast (hidden classes); the typeof check skips inherited members.
       const first = names[lower];
-      if (first === undefined) names[lower] = name;
-      else name = first;
-    } else {
-      name = name.toLowerCase();
+      if (typeof first === 'string') name = first;
+      else put(names, lower, (name = raw[i]));
     }
-    single[name] = value;
-    if (multi[name] === undefined) multi[name] = [value];
-    else multi[name].push(value);
+    put(single, name, value);
+    append(multi, name, value);
+    switch (lower) {
+      case 'content-type': seen.contentType ??= value; break;
+      case 'user-agent': seen.userAgent ??= value; break;
+      case 'host': seen.host ??= value; break;
+      case 'x-forwarded-for': seen.forwardedFor ??= value; break;
+      default: break;
+    }
   }
-  return [single, multi];
+  return seen;
 }
 
 /** Returns the first value of a header (name given in lower case) from Node's rawHeaders list. */
@@ -117,18 +148,17 @@ export function firstHeader(rawHeaders, lowerName) {
   return undefined;
 }
 
-function sourceIp(req, rawHeaders) {
-  const forwarded = firstHeader(rawHeaders, 'x-forwarded-for');
-  if (forwarded) {
-    const comma = forwarded.indexOf(',');
-    return (comma === -1 ? forwarded : forwarded.slice(0, comma)).trim();
+function sourceIp(req, forwardedFor) {
+  if (forwardedFor) {
+    const comma = forwardedFor.indexOf(',');
+    return (comma === -1 ? forwardedFor : forwardedFor.slice(0, comma)).trim();
   }
   const peer = req.socket.remoteAddress || '';
   return peer.startsWith('::ffff:') ? peer.slice(7) : peer;
 }
 
-function domainName(rawHeaders) {
-  const host = firstHeader(rawHeaders, 'host') || 'localhost';
+function domainName(host) {
+  if (!host) return 'localhost';
   if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
   const colon = host.indexOf(':');
   return colon === -1 ? host : host.slice(0, colon);
@@ -144,17 +174,17 @@ function identity(ip, userAgent) {
 }
 
 function restV1(req, path, rawQuery, body, cfg, requestId, now) {
-  const [headers, multiValueHeaders] = headerMaps(req.rawHeaders, true);
-  const [query, multiQuery] = rawQuery ? singleAndMulti(queryPairs(rawQuery, true)) : [null, null];
-  const [eventBody, isBase64Encoded] = encodeBody(body, firstHeader(req.rawHeaders, 'content-type'));
+  const seen = scanHeaders(req.rawHeaders, true);
+  const [query, multiQuery] = rawQuery ? parseQuery(rawQuery, true, false) : [null, null];
+  const [eventBody, isBase64Encoded] = encodeBody(body, seen.contentType);
   const isRoot = path === '/';
   const resource = isRoot ? '/' : '/{proxy+}';
   return {
     resource,
     path,
     httpMethod: req.method,
-    headers,
-    multiValueHeaders,
+    headers: seen.single,
+    multiValueHeaders: seen.multi,
     queryStringParameters: query,
     multiValueQueryStringParameters: multiQuery,
     pathParameters: isRoot ? null : { proxy: path.slice(1) },
@@ -166,14 +196,14 @@ function restV1(req, path, rawQuery, body, cfg, requestId, now) {
       stage: cfg.stage,
       requestId,
       extendedRequestId: requestId,
-      identity: identity(sourceIp(req, req.rawHeaders), firstHeader(req.rawHeaders, 'user-agent')),
+      identity: identity(sourceIp(req, seen.forwardedFor), seen.userAgent),
       resourcePath: resource,
       httpMethod: req.method,
       requestTime: clfTime(now),
       requestTimeEpoch: now,
       protocol: `HTTP/${req.httpVersion}`,
       path,
-      domainName: domainName(req.rawHeaders),
+      domainName: domainName(seen.host),
     },
     body: eventBody,
     isBase64Encoded,
@@ -194,10 +224,12 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
         if (trimmed) cookies.push(trimmed);
       }
     } else {
-      headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+      // Only own values are strings: inherited members ("constructor") are functions.
+      const previous = headers[name];
+      put(headers, name, typeof previous === 'string' ? `${previous},${value}` : value);
     }
   }
-  const host = domainName(raw);
+  const host = domainName(headers.host);
   const event = {
     version: '2.0',
     routeKey: '$default',
@@ -206,13 +238,7 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
   };
   if (cookies) event.cookies = cookies;
   event.headers = headers;
-  if (rawQuery) {
-    const query = {};
-    for (const [key, value] of queryPairs(rawQuery, true)) {
-      query[key] = query[key] === undefined ? value : `${query[key]},${value}`;
-    }
-    event.queryStringParameters = query;
-  }
+  if (rawQuery) event.queryStringParameters = parseQuery(rawQuery, true, true)[0];
   event.requestContext = {
     accountId: cfg.lambda.accountId,
     apiId: 'hybridless',
@@ -222,7 +248,7 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
       method: req.method,
       path,
       protocol: `HTTP/${req.httpVersion}`,
-      sourceIp: sourceIp(req, raw),
+      sourceIp: sourceIp(req, headers['x-forwarded-for']),
       userAgent: headers['user-agent'] ?? '',
     },
     requestId,
@@ -238,10 +264,10 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
 }
 
 function alb(req, path, rawQuery, body, cfg, multi) {
-  const [headers, multiValueHeaders] = headerMaps(req.rawHeaders, false);
+  const seen = scanHeaders(req.rawHeaders, false);
   // ALB hands query keys and values over exactly as sent, still URL-encoded.
-  const [query, multiQuery] = singleAndMulti(queryPairs(rawQuery, false));
-  const [eventBody, isBase64Encoded] = encodeBody(body, headers['content-type']);
+  const [query, multiQuery] = parseQuery(rawQuery, false, false);
+  const [eventBody, isBase64Encoded] = encodeBody(body, seen.contentType);
   const event = {
     requestContext: { elb: { targetGroupArn: cfg.targetGroupArn } },
     httpMethod: req.method,
@@ -249,10 +275,10 @@ function alb(req, path, rawQuery, body, cfg, multi) {
   };
   if (multi) {
     event.multiValueQueryStringParameters = multiQuery;
-    event.multiValueHeaders = multiValueHeaders;
+    event.multiValueHeaders = seen.multi;
   } else {
     event.queryStringParameters = query;
-    event.headers = headers;
+    event.headers = seen.single;
   }
   event.body = eventBody ?? '';
   event.isBase64Encoded = isBase64Encoded;

@@ -75,7 +75,17 @@ export function startHttpd(cfg, handler) {
   function run(req, res, body) {
     inFlight += 1;
     const now = Date.now();
-    const { event, requestId } = build(req, body, now);
+    let built;
+    try {
+      built = build(req, body, now);
+    } catch (err) {
+      // A request we cannot map is our bug, but it must cost one 502, not the process.
+      logError('-', 'failed to build the event', toLambdaError(err));
+      sendJson(res, 502, BAD_GATEWAY);
+      release();
+      return;
+    }
+    const { event, requestId } = built;
     const deadline = now + timeoutMs;
     let finished = false;
     const entry = deadlines.add(() => {

@@ -1,0 +1,1 @@
+"""The shared, language-neutral shim conformance corpus and its runner."""

@@ -1,0 +1,2 @@
+// Deliberately invalid JavaScript: the shim must fail fast at start.
+export const handler = async (event => {

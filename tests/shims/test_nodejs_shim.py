@@ -1,0 +1,655 @@
+"""The Node.js shim, run as a real `node` process: conformance corpus, tasks, signals, Runtime API.
+
+Set HYBRIDLESS_TEST_NODE to a node binary to run everything on another Node release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conformance import runner
+from tests.infra.images import cache_root
+from tests.infra.services import unavailable
+
+REPO = Path(__file__).resolve().parents[2]
+SHIM = REPO / "buildpacks" / "nodejs" / "shim" / "index.mjs"
+FIXTURES = Path(__file__).resolve().parent / "node_fixtures"
+NODE = os.environ.get("HYBRIDLESS_TEST_NODE", "node")
+ARGV = [NODE, str(SHIM)]
+CASES = runner.load_cases()
+
+
+def shim_env(app: Path, **extra: str) -> dict[str, str]:
+    """Environment for a shim serving an app directory; extra overrides it."""
+    return {"LAMBDA_TASK_ROOT": str(app), "HYBRIDLESS_EVENT_TYPE": "httpd", **extra}
+
+
+def run_task(app: Path, func: str, event_type: str, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run a task event type to completion; return (exit code, stdout, stderr)."""
+    full_env = {
+        **os.environ,
+        **shim_env(app, HYBRIDLESS_EVENT_TYPE=event_type, ENTRYPOINT="task", ENTRYPOINT_FUNC=func),
+        **env,
+    }
+    done = subprocess.run(
+        [*ARGV, *args], cwd=app, env=full_env, capture_output=True, text=True, timeout=20
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def last_line(stdout: str) -> Any:
+    """The task contract's result: the last stdout line, parsed as JSON."""
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def get(url: str, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    """GET url+path on a fresh connection; return (status, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[runner.ShimPool]:
+    with runner.ShimPool(ARGV) as shims:
+        yield shims
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance(pool: runner.ShimPool, case: runner.Case) -> None:
+    runner.check_case(pool.url_for(case), case)
+
+
+# --- task event types (CONTRACT §4) ---
+
+TASKS = FIXTURES / "tasks"
+
+
+@pytest.mark.parametrize("event_type", ["launchableTask", "job"])
+def test_launchable_exit_codes_and_result_line(event_type: str) -> None:
+    code, out, _ = run_task(TASKS, "ok", event_type, '{"order": 7}')
+    assert code == 0
+    assert last_line(out) == {"statusCode": 200, "event": {"order": 7}, "argv": ['{"order": 7}']}
+    code, out, _ = run_task(TASKS, "noStatus", event_type, "{}")
+    assert (code, last_line(out)) == (0, {"done": True})
+    code, out, _ = run_task(TASKS, "notFound", event_type, "{}")
+    assert (code, last_line(out)) == (2, {"statusCode": 404, "body": "missing"})
+    code, out, err = run_task(TASKS, "throws", event_type, "{}")
+    assert code == 1
+    assert last_line(out) == {"errorType": "TypeError", "errorMessage": "task failed on purpose"}
+    assert "a line the handler printed" in out
+    assert "task failed on purpose" in err and "task.mjs" in err  # the stack reaches the log
+    code, out, _ = run_task(TASKS, "ok", event_type, "{not json")
+    assert code == 64
+    assert last_line(out)["errorType"] == "InvalidEvent"
+
+
+def test_launchable_without_argument_gets_empty_event() -> None:
+    code, out, _ = run_task(TASKS, "echo", "launchableTask")
+    assert (code, last_line(out)) == (0, {})
+
+
+def test_scheduled_task_input_precedence() -> None:
+    env = {"HYBRIDLESS_SCHEDULE_INPUT": '{"job": "nightly"}'}
+    code, out, _ = run_task(TASKS, "echo", "scheduledTask", '{"from": "argv"}', **env)
+    assert (code, last_line(out)) == (0, {"from": "argv"})
+    code, out, _ = run_task(TASKS, "echo", "scheduledTask", **env)
+    assert (code, last_line(out)) == (0, {"job": "nightly"})
+    code, out, _ = run_task(TASKS, "echo", "scheduledTask")
+    assert (code, last_line(out)) == (0, {})
+    code, out, _ = run_task(TASKS, "echo", "scheduledTask", "plain text input")
+    assert (code, last_line(out)) == (0, "plain text input")
+    code, _, _ = run_task(TASKS, "throws", "scheduledTask")
+    assert code == 1
+    # A non-200 status is not an error for a scheduled task: only launchable tasks check it.
+    code, _, _ = run_task(TASKS, "notFound", "scheduledTask")
+    assert code == 0
+
+
+def test_process_exit_codes() -> None:
+    assert run_task(TASKS, "ok", "process")[0] == 0
+    assert run_task(TASKS, "throws", "process")[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        ("callbackStyle", {"statusCode": 200, "via": "callback"}),
+        ("syncReturn", {"statusCode": 200, "via": "sync"}),
+        ("loopRunsDry", None),
+    ],
+)
+def test_task_handler_styles(func: str, expected: Any) -> None:
+    code, out, err = run_task(TASKS, func, "job", "{}")
+    assert code == 0, err
+    assert last_line(out) == expected
+
+
+def test_task_context_counts_down_from_timeout() -> None:
+    code, out, _ = run_task(
+        TASKS,
+        "context",
+        "job",
+        "{}",
+        TIMEOUT="10000",
+        MEMORY="2048",
+        AWS_LAMBDA_FUNCTION_NAME="nightly",
+    )
+    result = last_line(out)
+    assert code == 0
+    assert 9000 < result["first"] <= 10000
+    assert 150 <= result["first"] - result["second"] <= 1000
+    assert (result["name"], result["memory"]) == ("nightly", "2048")
+
+
+# --- loading the handler ---
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "func", "error_type"),
+    [
+        ("missing/handler", "handler", "Runtime.ImportModuleError"),
+        ("syntax", "handler", "Runtime.UserCodeSyntaxError"),
+        ("throws-at-import", "handler", "Runtime.ImportModuleError"),
+        ("no-export", "handler", "Runtime.HandlerNotFound"),
+    ],
+)
+def test_load_error_fails_fast(entrypoint: str, func: str, error_type: str) -> None:
+    app = FIXTURES / "broken"
+    env = {**os.environ, **shim_env(app, ENTRYPOINT=entrypoint, ENTRYPOINT_FUNC=func)}
+    started = time.monotonic()
+    done = subprocess.run(ARGV, cwd=app, env=env, capture_output=True, text=True, timeout=20)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 5
+    assert f"failed to load handler {entrypoint}.{func}" in done.stderr
+    assert error_type in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "body"),
+    [("common", b"cjs /x"), ("cjs-pkg/handler", b"js-cjs"), ("dir-index", b"dir-index")],
+)
+def test_module_kinds_load(entrypoint: str, body: bytes) -> None:
+    app = FIXTURES / "httpd"
+    shim = runner.start_shim(ARGV, env=shim_env(app, ENTRYPOINT=entrypoint), cwd=app)
+    try:
+        assert get(shim.url, "/x") == (200, body)
+    finally:
+        shim.stop()
+
+
+def test_invalid_setting_fails_fast() -> None:
+    app = FIXTURES / "httpd"
+    env = {
+        **os.environ,
+        **shim_env(app, ENTRYPOINT="app", ENTRYPOINT_FUNC="ok", HYBRIDLESS_HTTP_FORMAT="apigw-v3"),
+    }
+    done = subprocess.run(ARGV, cwd=app, env=env, capture_output=True, text=True, timeout=20)
+    assert done.returncode != 0
+    assert "HYBRIDLESS_HTTP_FORMAT must be one of" in done.stderr
+
+
+# --- httpd behaviour beyond the corpus ---
+
+HTTPD = FIXTURES / "httpd"
+
+
+@pytest.fixture
+def slow_shim(request: pytest.FixtureRequest) -> Iterator[runner.Shim]:
+    extra = getattr(request, "param", {})
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="slow", **extra)
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    yield shim
+    shim.stop()
+
+
+def test_sigterm_drains_in_flight_then_exits_zero(slow_shim: runner.Shim) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(get, slow_shim.url, "/slow?ms=800")
+        time.sleep(0.3)
+        slow_shim.process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        with pytest.raises(OSError):
+            get(slow_shim.url, "/slow?ms=1", timeout=2)  # no longer accepting
+        status, _ = pending.result(timeout=10)
+    assert status == 200
+    assert slow_shim.process.wait(timeout=5) == 0
+    assert "draining 1 in-flight request" in slow_shim.output()
+
+
+def test_sigterm_when_idle_exits_zero_at_once(slow_shim: runner.Shim) -> None:
+    # An idle keep-alive connection must not hold the process open.
+    conn = http.client.HTTPConnection("127.0.0.1", slow_shim.port, timeout=5)
+    conn.request("GET", "/slow?ms=1")
+    conn.getresponse().read()
+    started = time.monotonic()
+    slow_shim.process.send_signal(signal.SIGTERM)
+    assert slow_shim.process.wait(timeout=5) == 0
+    assert time.monotonic() - started < 2
+    conn.close()
+
+
+def test_requests_run_concurrently(slow_shim: runner.Shim) -> None:
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda _: get(slow_shim.url, "/slow?ms=500"), range(20)))
+    elapsed = time.monotonic() - started
+    assert all(status == 200 for status, _ in results)
+    assert elapsed < 1.5, f"20 requests of 500 ms took {elapsed:.2f}s: they did not overlap"
+
+
+@pytest.mark.parametrize("slow_shim", [{"HYBRIDLESS_CONCURRENCY": "2"}], indirect=True)
+def test_concurrency_limit_queues_excess(slow_shim: runner.Shim) -> None:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: get(slow_shim.url, "/slow?ms=300"), range(6)))
+    assert all(status == 200 for status, _ in results)
+    spans = sorted((json.loads(body)["started"], json.loads(body)["ended"]) for _, body in results)
+    # Never more than two handlers at once, so six take three rounds.
+    for start, _ in spans:
+        overlapping = sum(1 for s, e in spans if s <= start < e)
+        assert overlapping <= 2
+    assert spans[-1][1] - spans[0][0] >= 850
+
+
+@pytest.mark.parametrize("slow_shim", [{"TIMEOUT": "400"}], indirect=True)
+def test_each_request_times_out_on_its_own_clock(slow_shim: runner.Shim) -> None:
+    # Staggered slow requests around a fast one: every slow one gets its 504 about TIMEOUT
+    # after it started, not when an earlier one's timer happens to fire.
+    def timed(path: str, delay: float) -> tuple[int, float]:
+        time.sleep(delay)
+        started = time.monotonic()
+        status, _ = get(slow_shim.url, path)
+        return status, time.monotonic() - started
+
+    plan = [("/slow?ms=3000", 0.0), ("/slow?ms=50", 0.1), ("/slow?ms=3000", 0.25)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda p: timed(*p), plan))
+    assert [status for status, _ in results] == [504, 200, 504]
+    for status, elapsed in results:
+        if status == 504:
+            assert 0.35 <= elapsed < 1.2, f"504 after {elapsed:.2f}s for TIMEOUT=400"
+
+
+def test_remaining_time_counts_down() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="remaining", TIMEOUT="5000")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    try:
+        status, body = get(shim.url, "/r")
+    finally:
+        shim.stop()
+    times = json.loads(body)
+    assert status == 200
+    assert 4500 < times["first"] <= 5000
+    assert 150 <= times["first"] - times["second"] <= 1000
+
+
+def test_keep_alive_reuses_the_connection_and_outlasts_alb_idle() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="ok")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=5)
+        conn.request("GET", "/a")
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock
+        for _ in range(3):
+            conn.request("GET", "/b")
+            again = conn.getresponse()
+            assert again.read() == b'{"ok":true}'
+        assert conn.sock is sock, "the connection was not reused"
+        keep_alive = first.getheader("keep-alive") or ""
+        assert int(keep_alive.split("timeout=")[1].split(",")[0]) > 60
+        conn.close()
+    finally:
+        shim.stop()
+
+
+def test_chunked_body_over_limit_is_413() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="ok", HYBRIDLESS_BODY_LIMIT="1000")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=5)
+        conn.request(
+            "POST",
+            "/u",
+            body=iter([b"x" * 600, b"y" * 600]),
+            headers={"Content-Type": "text/plain"},
+            encode_chunked=True,
+        )
+        response = conn.getresponse()
+        assert response.status == 413
+        conn.close()
+    finally:
+        shim.stop()
+
+
+# --- lambdaContainer: the Runtime API client and the local emulator ---
+
+
+@dataclass
+class FakeRuntimeApi:
+    """A minimal Lambda Runtime API: hands out queued events and records what comes back."""
+
+    events: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
+    posts: queue.Queue[tuple[str, dict[str, str], bytes]] = field(default_factory=queue.Queue)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                assert self.path == "/2018-06-01/runtime/invocation/next"
+                try:
+                    request_id, body = api.events.get(timeout=10)
+                except queue.Empty:
+                    self.send_error(500)
+                    return
+                self.send_response(200)
+                self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 3000))
+                self.send_header(
+                    "Lambda-Runtime-Invoked-Function-Arn",
+                    "arn:aws:lambda:eu-west-1:123456789012:function:fake",
+                )
+                self.send_header("Lambda-Runtime-Trace-Id", "Root=1-abc")
+                # Always sent, possibly empty, as Lambda does.
+                self.send_header("Lambda-Runtime-Client-Context", '{"custom": {"k": "v"}}')
+                self.send_header("Lambda-Runtime-Cognito-Identity", "")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                api.posts.put((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def runtime_api() -> Iterator[FakeRuntimeApi]:
+    api = FakeRuntimeApi()
+    yield api
+    api.stop()
+
+
+def start_container(app: Path, entrypoint: str, func: str, **env: str) -> subprocess.Popen[str]:
+    full_env = {
+        **os.environ,
+        **shim_env(
+            app,
+            HYBRIDLESS_EVENT_TYPE="lambdaContainer",
+            ENTRYPOINT=entrypoint,
+            ENTRYPOINT_FUNC=func,
+        ),
+        **env,
+    }
+    return subprocess.Popen(
+        ARGV, cwd=app, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_runtime_api_success_and_error(runtime_api: FakeRuntimeApi) -> None:
+    host = runtime_api.start()
+    runtime_api.events.put(("req-1", b'{"order": 1}'))
+    runtime_api.events.put(("req-2", b'{"order": 2}'))
+    process = start_container(
+        FIXTURES / "runtime", "runtime", "handler", AWS_LAMBDA_RUNTIME_API=host
+    )
+    try:
+        path, _, body = runtime_api.posts.get(timeout=10)
+        assert path == "/2018-06-01/runtime/invocation/req-1/response"
+        result = json.loads(body)
+        assert result["event"] == {"order": 1}
+        assert result["requestId"] == "req-1"
+        assert result["arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:fake"
+        assert 1000 < result["remaining"] <= 3000
+        assert result["clientContext"] == {"custom": {"k": "v"}}
+        assert result["traceId"] == "Root=1-abc"
+        path, headers, body = runtime_api.posts.get(timeout=10)
+        assert path == "/2018-06-01/runtime/invocation/req-2/error"
+        error = json.loads(body)
+        assert error["errorType"] == "RangeError"
+        assert error["errorMessage"] == "order 2 is out of range"
+        assert error["trace"][0].startswith("RangeError: order 2 is out of range")
+        assert error["stackTrace"] == error["trace"]
+        assert headers["lambda-runtime-function-error-type"] == "RangeError"
+        assert process.poll() is None, "the client loop must keep polling"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_runtime_api_init_error(runtime_api: FakeRuntimeApi) -> None:
+    host = runtime_api.start()
+    process = start_container(
+        FIXTURES / "broken", "no-export", "handler", AWS_LAMBDA_RUNTIME_API=host
+    )
+    assert process.wait(timeout=10) != 0
+    path, headers, body = runtime_api.posts.get(timeout=1)
+    assert path == "/2018-06-01/runtime/init/error"
+    error = json.loads(body)
+    assert error["errorType"] == "Runtime.HandlerNotFound"
+    assert "no-export.handler is undefined or not exported" in error["errorMessage"]
+    assert headers["lambda-runtime-function-error-type"] == "Runtime.HandlerNotFound"
+
+
+def test_runtime_api_handler_string_from_cmd(runtime_api: FakeRuntimeApi) -> None:
+    # On Lambda the image CMD (or its override) names the handler.
+    host = runtime_api.start()
+    runtime_api.events.put(("req-9", b"{}"))
+    env = {
+        **os.environ,
+        "LAMBDA_TASK_ROOT": str(FIXTURES / "runtime"),
+        "HYBRIDLESS_EVENT_TYPE": "lambdaContainer",
+        "AWS_LAMBDA_RUNTIME_API": host,
+    }
+    env.pop("ENTRYPOINT", None)
+    process = subprocess.Popen(
+        [*ARGV, "runtime.handler"],
+        cwd=FIXTURES / "runtime",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        path, _, _ = runtime_api.posts.get(timeout=10)
+        assert path == "/2018-06-01/runtime/invocation/req-9/response"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def post(url: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", path, body=body)
+        response = conn.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        conn.close()
+
+
+def test_local_emulator_endpoint() -> None:
+    env = shim_env(
+        FIXTURES / "runtime",
+        HYBRIDLESS_EVENT_TYPE="lambdaContainer",
+        ENTRYPOINT="runtime",
+        ENTRYPOINT_FUNC="handler",
+        AWS_LAMBDA_FUNCTION_TIMEOUT="1",
+    )
+    env.pop("AWS_LAMBDA_RUNTIME_API", None)
+    shim = runner.start_shim(ARGV, env=env, cwd=FIXTURES / "runtime")
+    invocations = "/2015-03-31/functions/function/invocations"
+    try:
+        status, headers, body = post(shim.url, invocations, b'{"order": 1}')
+        assert status == 200 and "x-amz-function-error" not in headers
+        result = json.loads(body)
+        assert result["event"] == {"order": 1}
+        assert result["functionName"] == "test_function"
+        assert result["memory"] == "3008"
+        status, headers, body = post(shim.url, invocations, b'{"order": 2}')
+        assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
+        assert json.loads(body)["errorType"] == "RangeError"
+        status, headers, body = post(shim.url, invocations, b'{"sleep": 3000}')
+        assert headers["x-amz-function-error"] == "Unhandled"
+        assert json.loads(body)["errorType"] == "Sandbox.Timedout"
+        assert post(shim.url, invocations, b"{nope")[0] == 400
+        assert post(shim.url, "/other", b"{}")[0] == 404
+    finally:
+        shim.stop()
+
+
+# --- a real adapter end to end: Express through serverless-http ---
+
+
+@pytest.fixture(scope="module")
+def express_app() -> Path:
+    """The express fixture with its node_modules, installed once per lockfile into the cache."""
+    source = FIXTURES / "express"
+    lock = (source / "package-lock.json").read_bytes()
+    key = hashlib.sha256(lock + (source / "package.json").read_bytes()).hexdigest()[:16]
+    target = cache_root() / f"node-express-{key}"
+    shutil.copytree(source, target, dirs_exist_ok=True)  # app.js edits apply without reinstall
+    if not (target / "node_modules" / ".package-lock.json").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            unavailable("npm", "not on PATH")
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            unavailable("the npm registry", done.stderr[-2000:])
+    return target
+
+
+@dataclass(frozen=True)
+class ExpressShim:
+    """A shim serving the Express app in one event format."""
+
+    format: str
+    url: str
+    port: int
+
+
+@pytest.fixture(scope="module", params=["apigw-v1", "apigw-v2", "alb", "alb-multi"])
+def express_shim(request: pytest.FixtureRequest, express_app: Path) -> Iterator[ExpressShim]:
+    env = shim_env(
+        express_app,
+        ENTRYPOINT="app",
+        ENTRYPOINT_FUNC="handler",
+        HYBRIDLESS_HTTP_FORMAT=request.param,
+        HEALTH_ROUTE="/health",
+        TIMEOUT="2000",
+    )
+    shim = runner.start_shim(ARGV, env=env, cwd=express_app)
+    yield ExpressShim(request.param, shim.url, shim.port)
+    shim.stop()
+
+
+# What an Express app sees of repeated headers and query keys, and which Set-Cookie headers
+# survive, differ by format exactly as they do on AWS: REST v1 and ALB single-value mode keep
+# the last value of a repeated header, ALB single-value mode also of a query key, and cannot
+# return more than one value per response header.
+EXPRESS_VIEW = {
+    "apigw-v1": {"dup": "two", "a": ["1", "2"], "cookies": ["a=1", "b=2"]},
+    "apigw-v2": {"dup": "one,two", "a": ["1", "2"], "cookies": ["a=1", "b=2"]},
+    "alb": {"dup": "two", "a": "2", "cookies": []},
+    "alb-multi": {"dup": "one, two", "a": ["1", "2"], "cookies": ["a=1", "b=2"]},
+}
+
+
+def test_express_query_headers_cookies(express_shim: ExpressShim) -> None:
+    host, port = express_shim.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("GET", "/hello/world?a=1&a=2&q=hello%20there")
+    conn.putheader("X-Dup", "one")
+    conn.putheader("X-Dup", "two")
+    conn.putheader("Cookie", "s=abc; t=def")
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 200
+    body = json.loads(response.read())
+    conn.close()
+    assert body["name"] == "world"
+    assert body["path"] == "/hello/world"
+    assert body["query"] == {"a": EXPRESS_VIEW[express_shim.format]["a"], "q": "hello there"}
+    view = EXPRESS_VIEW[express_shim.format]
+    assert body["dup"] == view["dup"]
+    assert body["cookie"] == "s=abc; t=def"
+
+
+def test_express_binary_round_trip(express_shim: ExpressShim) -> None:
+    payload = bytes(range(256)) * 4
+    host, port = express_shim.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request(
+        "POST", "/echo", body=payload, headers={"Content-Type": "application/octet-stream"}
+    )
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.read() == payload
+    conn.request("GET", "/png")
+    response = conn.getresponse()
+    assert response.getheader("content-type") == "image/png"
+    assert response.read() == bytes([0x89, 0x50, 0x4E, 0x47, 0x00, 0xFF, 0x10])
+    conn.close()
+
+
+def test_express_set_cookie_status_and_health(express_shim: ExpressShim) -> None:
+    host, port = express_shim.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/cookies")
+    response = conn.getresponse()
+    assert response.read() == b"cookies set"
+    cookies = [v for k, v in response.getheaders() if k.lower() == "set-cookie"]
+    assert [c.split(";")[0] for c in cookies] == EXPRESS_VIEW[express_shim.format]["cookies"]
+    conn.request("GET", "/status/418")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (418, b"status 418")
+    conn.request("GET", "/health")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"Healthy!")
+    conn.close()
