@@ -23,7 +23,7 @@ import secrets
 import stat
 import struct
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BufferedWriter
@@ -200,6 +200,11 @@ class _Blocks:
 
     def put(self, data: bytes) -> None:
         """Append ``data``."""
+        end = self._pos + len(data)
+        if end < self._size:  # the common case: a header or padding that fits
+            self._buf[self._pos : end] = data
+            self._pos = end
+            return
         view = memoryview(data)
         while view:
             n = min(len(view), self._size - self._pos)
@@ -218,12 +223,14 @@ class _Blocks:
             self._full.append(bytes(self._buf))  # cheaper than page-faulting a fresh buffer
             self._pos = 0
 
-    def take(self) -> list[bytes]:
+    def take(self) -> Sequence[bytes]:
         """Remove and return the blocks filled so far."""
+        if not self._full:
+            return ()
         full, self._full = self._full, []
         return full
 
-    def flush(self) -> list[bytes]:
+    def flush(self) -> Sequence[bytes]:
         """Remove and return the last, partial block."""
         last = [bytes(self._buf[: self._pos])] if self._pos else []
         self._pos = 0
@@ -265,6 +272,10 @@ def _changed(entry: Entry) -> BuildError:
 
 def _headers(entry: Entry, mtime: int) -> bytes:
     """The tar header(s) of one entry: a PAX header first when ustar cannot hold it."""
+    name = entry.name
+    if entry.kind == "file" and name.isascii() and len(name) <= 100 and entry.size <= _MAX_OCTAL_11:
+        # Most entries of a big tree; this skips the general path's per-entry work.
+        return _ustar(name.encode("ascii"), entry.mode & 0o7777, entry.size, mtime, b"0", b"")
     typeflag, link, size = {
         "file": (b"0", "", entry.size),
         "dir": (b"5", "", 0),

@@ -117,8 +117,9 @@ def scan(
             if first != name:
                 entries.append(Entry(name, "hardlink", item.mode, target=first))
                 continue
-        entries.append(Entry(name, item.kind, item.mode, item.size, item.source, item.target,
-                             item.stamp))
+        entries.append(
+            Entry(name, item.kind, item.mode, item.size, item.source, item.target, item.stamp)
+        )
     return entries
 
 
@@ -177,8 +178,9 @@ class _Scanner:
                 inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
                 mode = self._mode(st.st_mode, is_dir=False)
                 stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-                self.found.append(_Found(rel, "file", mode, st.st_size, child.path, inode=inode,
-                                         stamp=stamp))
+                self.found.append(
+                    _Found(rel, "file", mode, st.st_size, child.path, inode=inode, stamp=stamp)
+                )
             elif fmt == stat.S_IFLNK:
                 target = os.readlink(child.path)
                 if self.confine:
