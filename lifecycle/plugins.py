@@ -118,7 +118,8 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
         name = impl.plugin_name
         implementing.add(impl.plugin)
         try:
-            provided = list(impl.function() or ())
+            returned: Any = impl.function()
+            provided = list(returned or ())
         except Exception as exc:
             problems.append(f"plugin '{name}' raised in hybridless_buildpacks(): "
                             f"{type(exc).__name__}: {exc}")
