@@ -240,8 +240,10 @@ def test_webpack_config_without_webpack_says_what_to_add(
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ("minify = true", "unknown option 'minify'; valid options: build-script, bundle"),
-    ('bundle = "no"', "bundle: 'no' is not of type 'boolean'"),
+    ("minify = true", "unknown key 'io.hybridless.buildpacks.\"hybridless/nodejs\".minify'; "
+                      "valid keys here: build-script, bundle"),
+    ('bundle = "no"', 'io.hybridless.buildpacks."hybridless/nodejs".bundle = "no" must be of '
+                      "type boolean"),
 ])
 def test_invalid_options_exit_11_naming_the_option(cli: CliRunner, busybox_base: BaseImage,
                                                    tmp_path: Path, table: str,
