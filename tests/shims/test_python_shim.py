@@ -348,6 +348,12 @@ def test_async_timeout_is_504(shim: runner.Shim) -> None:
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.parametrize("shim", [{"ENTRYPOINT_FUNC": "async_in_task"}], indirect=True)
+def test_async_handlers_run_inside_a_task(shim: runner.Shim) -> None:
+    status, body = get(shim.url, "/t")
+    assert (status, json.loads(body)) == (200, {"in_task": True})
+
+
 @pytest.mark.parametrize("shim", [{"ENTRYPOINT_FUNC": "async_boom"}], indirect=True)
 def test_async_error_is_502(shim: runner.Shim) -> None:
     status, body = get(shim.url, "/e")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -60,13 +61,17 @@ def clf_time(epoch_ms: int) -> str:
 
 
 _bits = random.getrandbits
+# Version 4 lives in bits 76-79 and the RFC 4122 variant (binary 10) in bits 62-63.
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
 
 
 def request_id() -> str:
     """A random version-4 UUID string, several times cheaper than ``str(uuid.uuid4())``."""
-    # Request ids need to be unique, not unpredictable: a PRNG is enough.
-    h = f"{_bits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    # Request ids need to be unique, not unpredictable: the seeded PRNG is enough, and it
+    # spares the getrandom() system call that uuid4() makes per id.
+    h = "%032x" % ((_bits(128) & _UUID4_CLEAR) | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_text(content_type: str | None) -> bool:
@@ -104,12 +109,32 @@ def _decode(text: str) -> str:
     return unquote(text) if "%" in text else text
 
 
-def _grouped(pairs: list[tuple[str, str]], lower: bool) -> dict[str, list[str]]:
-    # Groups by name as spelled (API Gateway keeps the client's spelling), or lower-cased.
+def _source_ip(request: Request) -> str:
+    forwarded = request.hmap.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",", 1)[0].strip()
+    return request.remote
+
+
+_domains: dict[str | None, tuple[str, str]] = {}
+
+
+def _domain_parts(host: str | None) -> tuple[str, str]:
+    """``(domainName, domainPrefix)`` for a ``Host`` header, memoized: clients send few hosts."""
+    parts = _domains.get(host)
+    if parts is None:
+        name = _domain(host)
+        parts = (name, name.partition(".")[0])
+        if len(_domains) >= 256:
+            _domains.clear()  # bound the memo against clients that invent hosts
+        _domains[host] = parts
+    return parts
+
+
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Values grouped by name as spelled, in first-seen order."""
     out: dict[str, list[str]] = {}
     for name, value in pairs:
-        if lower:
-            name = name.lower()
         if name in out:
             out[name].append(value)
         else:
@@ -117,171 +142,208 @@ def _grouped(pairs: list[tuple[str, str]], lower: bool) -> dict[str, list[str]]:
     return out
 
 
-def _source_ip(request: Request) -> str:
-    forwarded = request.header("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",", 1)[0].strip()
-    return request.remote
-
-
-def rest_v1(
-    request: Request, source: EventSource, request_id: str, http_api: bool
-) -> dict[str, Any]:
-    """The API Gateway REST (``http_api`` False) or HTTP API 1.0 proxy event."""
-    now_ms = int(request.received * 1000)
-    headers = _grouped(request.headers, lower=False)
-    mv_query: dict[str, list[str]] = {}
-    if request.query:
-        pairs = [(_decode(k), _decode(v)) for k, v in query_pairs(request.query)]
-        mv_query = _grouped(pairs, lower=False)
-    path = unquote(request.path) if "%" in request.path else request.path
-    host = _domain(request.header("host"))
-    resource = "/{proxy+}" if len(path) > 1 else "/"
-    user_agent = request.header("user-agent")
-    body, b64 = encode_body(request.body, request.header("content-type"))
-    event: dict[str, Any] = {}
-    if http_api:
-        event["version"] = "1.0"
-    event.update(
-        {
-            "resource": resource,
-            "path": path,
-            "httpMethod": request.method,
-            "headers": {k: v for k, v in request.headers} or None,
-            "multiValueHeaders": headers or None,
-            "queryStringParameters": {k: v[-1] for k, v in mv_query.items()} or None,
-            "multiValueQueryStringParameters": mv_query or None,
-            "pathParameters": {"proxy": path[1:]} if len(path) > 1 else None,
-            "stageVariables": None,
-            "requestContext": {
-                "accountId": source.account_id,
-                "apiId": source.api_id,
-                "resourceId": "proxy",
-                "stage": source.stage,
-                "requestId": request_id,
-                "extendedRequestId": request_id,
-                "identity": {
-                    "cognitoIdentityPoolId": None,
-                    "accountId": None,
-                    "cognitoIdentityId": None,
-                    "caller": None,
-                    "apiKey": None,
-                    "apiKeyId": None,
-                    "accessKey": None,
-                    "sourceIp": _source_ip(request),
-                    "cognitoAuthenticationType": None,
-                    "cognitoAuthenticationProvider": None,
-                    "userArn": None,
-                    "userAgent": user_agent,
-                    "user": None,
-                    "principalOrgId": None,
-                    "clientCert": None,
-                },
-                "resourcePath": resource,
-                "httpMethod": request.method,
-                "requestTime": clf_time(now_ms),
-                "requestTimeEpoch": now_ms,
-                "protocol": request.version,
-                "path": path,
-                "domainName": host,
-                "domainPrefix": host.split(".", 1)[0],
-                "authorizer": None,
-            },
-            "body": body,
-            "isBase64Encoded": b64,
-        }
+# The constant parts of each event, built once per process. Copying a template and assigning
+# the few fields that vary is about three times cheaper than a dict display of the same size
+# (measured on 3.11), and it keeps the key order of the documented sample events.
+_V1_IDENTITY = dict.fromkeys(
+    (
+        "cognitoIdentityPoolId", "accountId", "cognitoIdentityId", "caller", "apiKey",
+        "apiKeyId", "accessKey", "sourceIp", "cognitoAuthenticationType",
+        "cognitoAuthenticationProvider", "userArn", "userAgent", "user", "principalOrgId",
+        "clientCert",
     )
-    return event
+)  # fmt: skip
+_V1_EVENT = dict.fromkeys(
+    (
+        "resource", "path", "httpMethod", "headers", "multiValueHeaders",
+        "queryStringParameters", "multiValueQueryStringParameters", "pathParameters",
+        "stageVariables", "requestContext", "body", "isBase64Encoded",
+    )
+)  # fmt: skip
 
 
-def http_v2(request: Request, source: EventSource, request_id: str) -> dict[str, Any]:
-    """The API Gateway HTTP API 2.0 (and Lambda Function URL) event."""
-    now_ms = int(request.received * 1000)
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        key = name.lower()
-        if key == "cookie":
-            # HTTP APIs move cookies out of the headers into their own list.
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
-    query: dict[str, str] = {}
-    for name, value in query_pairs(request.query):
-        key, val = _decode(name), _decode(value)
-        query[key] = f"{query[key]},{val}" if key in query else val
-    host = _domain(headers.get("host"))
-    body, b64 = encode_body(request.body, headers.get("content-type"))
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": request.path,
-        "rawQueryString": request.query,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    event["headers"] = headers
-    if query:
+class EventBuilder:
+    """Builds the event of one format for one source; holds the per-process templates."""
+
+    # The builder of the configured format, bound once: ``build(request, request_id)``.
+    build: Callable[[Request, str], dict[str, Any]]
+
+    def __init__(self, http_format: str, source: EventSource) -> None:
+        self.http_format = http_format
+        self.source = source
+        self._v1_context: dict[str, Any] = {
+            "accountId": source.account_id,
+            "apiId": source.api_id,
+            "resourceId": "proxy",
+            "stage": source.stage,
+            "requestId": None,
+            "extendedRequestId": None,
+            "identity": None,
+            "resourcePath": None,
+            "httpMethod": None,
+            "requestTime": None,
+            "requestTimeEpoch": None,
+            "protocol": None,
+            "path": None,
+            "domainName": None,
+            "domainPrefix": None,
+            "authorizer": None,
+        }
+        self._v2_context: dict[str, Any] = {
+            "accountId": source.account_id,
+            "apiId": source.api_id,
+            "domainName": None,
+            "domainPrefix": None,
+            "http": None,
+            "requestId": None,
+            "routeKey": "$default",
+            "stage": source.stage,
+            "time": None,
+            "timeEpoch": None,
+        }
+        self._target_group_arn = source.target_group_arn
+        builders = {"apigw-v2": self.http_v2, "alb": self.alb, "alb-multi": self.alb_multi}
+        self.build = builders.get(http_format, self.rest_v1)
+
+    def rest_v1(self, request: Request, request_id: str) -> dict[str, Any]:
+        """The API Gateway REST proxy event."""
+        now_ms = int(request.received * 1000)
+        raw_headers = request.headers
+        headers: dict[str, str] | None = None
+        multi: dict[str, list[str]] | None = None
+        if raw_headers:
+            headers = dict(raw_headers)
+            # Names spelled the same are rare; without them one comprehension groups all.
+            if len(headers) == len(raw_headers):
+                multi = {name: [value] for name, value in raw_headers}
+            else:
+                multi = _multi(raw_headers)
+        query: dict[str, str] | None = None
+        mv_query: dict[str, list[str]] | None = None
+        if request.query:
+            pairs = [(_decode(k), _decode(v)) for k, v in query_pairs(request.query)]
+            if pairs:
+                mv_query = _multi(pairs)
+                query = {k: v[-1] for k, v in mv_query.items()}
+        path = request.path
+        if "%" in path:
+            path = unquote(path)
+        hmap = request.hmap
+        domain, prefix = _domain_parts(hmap.get("host"))
+        method = request.method
+
+        identity = _V1_IDENTITY.copy()
+        identity["sourceIp"] = _source_ip(request)
+        identity["userAgent"] = hmap.get("user-agent")
+        context = self._v1_context.copy()
+        context["requestId"] = context["extendedRequestId"] = request_id
+        context["identity"] = identity
+        context["httpMethod"] = method
+        context["requestTime"] = clf_time(now_ms)
+        context["requestTimeEpoch"] = now_ms
+        context["protocol"] = request.version
+        context["path"] = path
+        context["domainName"] = domain
+        context["domainPrefix"] = prefix
+
+        event = _V1_EVENT.copy()
+        if len(path) > 1:
+            event["resource"] = context["resourcePath"] = "/{proxy+}"
+            event["pathParameters"] = {"proxy": path[1:]}
+        else:
+            event["resource"] = context["resourcePath"] = "/"
+        event["path"] = path
+        event["httpMethod"] = method
+        event["headers"] = headers
+        event["multiValueHeaders"] = multi
         event["queryStringParameters"] = query
-    event["requestContext"] = {
-        "accountId": source.account_id,
-        "apiId": source.api_id,
-        "domainName": host,
-        "domainPrefix": host.split(".", 1)[0],
-        "http": {
+        event["multiValueQueryStringParameters"] = mv_query
+        event["requestContext"] = context
+        body = request.body
+        if body:
+            event["body"], event["isBase64Encoded"] = encode_body(body, hmap.get("content-type"))
+        else:
+            event["isBase64Encoded"] = False
+        return event
+
+    def http_v2(self, request: Request, request_id: str) -> dict[str, Any]:
+        """The API Gateway HTTP API 2.0 (and Lambda Function URL) event."""
+        now_ms = int(request.received * 1000)
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        for name, value in request.headers:
+            key = name.lower()
+            if key == "cookie":
+                # HTTP APIs move cookies out of the headers into their own list.
+                cookies.extend(c.strip() for c in value.split(";") if c.strip())
+                continue
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        query: dict[str, str] = {}
+        if request.query:
+            for name, value in query_pairs(request.query):
+                key, val = _decode(name), _decode(value)
+                query[key] = f"{query[key]},{val}" if key in query else val
+        domain, prefix = _domain_parts(headers.get("host"))
+        raw_path = request.path
+
+        context = self._v2_context.copy()
+        context["domainName"] = domain
+        context["domainPrefix"] = prefix
+        context["http"] = {
             "method": request.method,
-            "path": unquote(request.path),
+            "path": unquote(raw_path) if "%" in raw_path else raw_path,
             "protocol": request.version,
             "sourceIp": _source_ip(request),
             "userAgent": headers.get("user-agent", ""),
-        },
-        "requestId": request_id,
-        "routeKey": "$default",
-        "stage": source.stage,
-        "time": clf_time(now_ms),
-        "timeEpoch": now_ms,
-    }
-    if body is not None:
-        event["body"] = body
-    event["isBase64Encoded"] = b64
-    return event
+        }
+        context["requestId"] = request_id
+        context["time"] = clf_time(now_ms)
+        context["timeEpoch"] = now_ms
 
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": request.query,
+        }
+        if cookies:
+            event["cookies"] = cookies
+        event["headers"] = headers
+        if query:
+            event["queryStringParameters"] = query
+        event["requestContext"] = context
+        body, b64 = encode_body(request.body, headers.get("content-type"))
+        if body is not None:
+            event["body"] = body
+        event["isBase64Encoded"] = b64
+        return event
 
-def alb(request: Request, source: EventSource, multi: bool) -> dict[str, Any]:
-    """The Application Load Balancer event, single- or multi-value."""
-    body, b64 = encode_body(request.body, request.header("content-type"))
-    event: dict[str, Any] = {
-        "requestContext": {"elb": {"targetGroupArn": source.target_group_arn}},
-        "httpMethod": request.method,
-        "path": request.path,
-    }
-    # An ALB hands query strings over exactly as sent: no percent-decoding.
-    pairs = query_pairs(request.query)
-    if multi:
-        mv_query: dict[str, list[str]] = {}
-        for name, value in pairs:
-            mv_query.setdefault(name, []).append(value)
-        event["multiValueQueryStringParameters"] = mv_query
-        event["multiValueHeaders"] = _grouped(request.headers, lower=True)
-    else:
-        event["queryStringParameters"] = dict(pairs)
-        event["headers"] = {name.lower(): value for name, value in request.headers}
-    event["body"] = body if body is not None else ""
-    event["isBase64Encoded"] = b64
-    return event
+    def alb(self, request: Request, request_id: str) -> dict[str, Any]:
+        """The Application Load Balancer event, single-value."""
+        return self._alb(request, multi=False)
 
+    def alb_multi(self, request: Request, request_id: str) -> dict[str, Any]:
+        """The Application Load Balancer event with multi-value headers and query."""
+        return self._alb(request, multi=True)
 
-def build_event(
-    http_format: str, request: Request, source: EventSource, request_id: str
-) -> dict[str, Any]:
-    """The event for ``request`` in ``http_format`` (apigw-v1, apigw-v2, alb, alb-multi)."""
-    if http_format == "apigw-v2":
-        return http_v2(request, source, request_id)
-    if http_format == "alb":
-        return alb(request, source, multi=False)
-    if http_format == "alb-multi":
-        return alb(request, source, multi=True)
-    return rest_v1(request, source, request_id, http_api=False)
+    def _alb(self, request: Request, multi: bool) -> dict[str, Any]:
+        body, b64 = encode_body(request.body, request.hmap.get("content-type"))
+        event: dict[str, Any] = {
+            "requestContext": {"elb": {"targetGroupArn": self._target_group_arn}},
+            "httpMethod": request.method,
+            "path": request.path,
+        }
+        # An ALB hands query strings over exactly as sent: no percent-decoding.
+        pairs = query_pairs(request.query) if request.query else []
+        if multi:
+            event["multiValueQueryStringParameters"] = _multi(pairs)
+            event["multiValueHeaders"] = _multi([(n.lower(), v) for n, v in request.headers])
+        else:
+            event["queryStringParameters"] = dict(pairs)
+            event["headers"] = {name.lower(): value for name, value in request.headers}
+        event["body"] = body if body is not None else ""
+        event["isBase64Encoded"] = b64
+        return event
 
 
 def _domain(host: str | None) -> str:

@@ -118,6 +118,8 @@ class HttpError(Exception):
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
+# Idle times are stamped per request: the C clock, not loop.time(), which is a Python frame.
+_clock = time.monotonic
 
 
 def http_date() -> bytes:
@@ -130,33 +132,41 @@ def http_date() -> bytes:
 
 
 _SKIP_HEADERS = frozenset(("content-length", "transfer-encoding", "connection", "date"))
+# Everything constant in a response head is formatted once, here, not per response.
+_STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n" for status, reason in REASONS.items()}
+_KEEP_ALIVE_TAIL = KEEPALIVE_HEADER
+_HTTP10_KEEP_ALIVE_TAIL = "Connection: keep-alive\r\n" + KEEPALIVE_HEADER
+_CLOSE_TAIL = "Connection: close\r\n"
 
 
 def serialize(response: Response, keep_alive: bool, head_only: bool, http10: bool) -> bytes:
     """The bytes of ``response`` on the wire."""
     status = response.status
-    reason = response.reason or REASONS.get(status, "Unknown")
-    head = f"HTTP/1.1 {status} {reason}\r\n"
+    reason = response.reason
+    status_line = _STATUS_LINES.get(status) if reason is None else None
+    if status_line is None:
+        status_line = f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Unknown')}\r\n"
+    lines = [status_line]
     for name, value in response.headers:
         if name.lower() in _SKIP_HEADERS:
             continue
         if "\n" in value or "\r" in value:
             # Never let a handler's value split the response.
             value = value.replace("\r", " ").replace("\n", " ")
-        head += f"{name}: {value}\r\n"
+        lines.append(f"{name}: {value}\r\n")
     body = response.body
-    if status >= 200 and status not in (204, 304):
-        head += f"Content-Length: {len(body)}\r\n"
+    bodiless = status == 204 or status == 304
+    if status >= 200 and not bodiless:
+        lines.append(f"Content-Length: {len(body)}\r\n")
     if not keep_alive:
-        head += "Connection: close\r\n"
+        lines.append(_CLOSE_TAIL)
     else:
-        if http10:
-            head += "Connection: keep-alive\r\n"
-        head += KEEPALIVE_HEADER
-    data = head.encode("utf-8") + http_date() + b"\r\n"
-    if head_only or status in (204, 304) or not body:
-        return data
-    return data + body
+        lines.append(_HTTP10_KEEP_ALIVE_TAIL if http10 else _KEEP_ALIVE_TAIL)
+    head = "".join(lines).encode("utf-8")
+    date = _date_cache[1] if _date_cache[0] == int(time.time()) else http_date()
+    if head_only or bodiless or not body:
+        return b"".join((head, date, b"\r\n"))
+    return b"".join((head, date, b"\r\n", body))
 
 
 def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
@@ -165,21 +175,23 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         text = head.decode("latin-1")
+    # One split of the whole head: the request line, then one piece per header line.
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
-    if version[:7] != "HTTP/1.":
+    if version != "HTTP/1.1" and version[:7] != "HTTP/1.":
         raise HttpError(505 if version.startswith("HTTP/") else 400, "unsupported version")
     headers: list[tuple[str, str]] = []
     hmap: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
+    append = headers.append
+    for i in range(1, len(lines)):
+        name, sep, value = lines[i].partition(":")
         if not sep or not name or name[-1] in " \t":
             raise HttpError(400, "malformed header line")
         value = value.strip()
-        headers.append((name, value))
+        append((name, value))
         hmap[name.lower()] = value
     length = 0
     chunked = False
@@ -194,9 +206,12 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
         # absolute-form, as proxies send it: keep only the path and query.
         slash = target.find("/", target.find("//") + 2)
         target = target[slash:] if slash >= 0 else "/"
-    path, _, query = target.partition("?")
-    if "#" in query:
-        query = query.partition("#")[0]
+    if "?" in target:
+        path, _, query = target.partition("?")
+        if "#" in query:
+            query = query.partition("#")[0]
+    else:
+        path, query = target, ""
     request = Request(method, path, query, version, headers, b"", remote, hmap)
     return request, length, chunked
 
@@ -227,7 +242,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
-        self.last_active = self.loop.time()
+        self.last_active = _clock()
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -268,7 +283,7 @@ class Connection(asyncio.Protocol):
             while not self.busy and not self.closing:
                 request = self._next_request()
                 if request is None:
-                    self.last_active = self.loop.time()
+                    self.last_active = _clock()
                     return
                 self.busy = True
                 self.app.handle(request, self._reply)
@@ -333,7 +348,7 @@ class Connection(asyncio.Protocol):
         if self.buf or self.pending is not None:
             self._process()
         else:
-            self.last_active = self.loop.time()
+            self.last_active = _clock()
 
     def _fail(self, status: int, message: str) -> None:
         text = "Request Entity Too Large" if status == 413 else message
@@ -458,7 +473,7 @@ class HttpServer:
 
     def _sweep(self) -> None:
         # One timer for all connections: cheaper than re-arming a timer on every request.
-        cutoff = self.loop.time() - self.keepalive_timeout
+        cutoff = _clock() - self.keepalive_timeout
         for conn in list(self.connections):
             if not conn.busy and conn.last_active < cutoff:
                 conn.close()

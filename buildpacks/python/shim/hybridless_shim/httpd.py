@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 
 from . import cors, events, response
-from .context import make_context
+from .context import ContextFactory
+from .events import request_id as new_request_id
 from .http11 import HttpServer, Reply, Request, Response, serve_until_signal
 from .invoke import Invoker, Outcome
 from .loader import Handler
@@ -32,11 +34,14 @@ class HttpdApp:
         self.timeout_s = invoker.timeout_s
         self.health_route = settings.health_route
         self.cors = settings.cors
-        self.source = events.EventSource(
+        source = events.EventSource(
             stage=settings.stage or "$default",
             region=settings.region,
             function_name=settings.function_name,
         )
+        self.build_event = events.EventBuilder(settings.http_format, source).build
+        self.new_context = ContextFactory(settings)
+        self.timeout_ms = int(self.timeout_s * 1000)
 
     def handle(self, request: Request, reply: Reply) -> None:
         """Answer one request (see http11.App)."""
@@ -46,34 +51,36 @@ class HttpdApp:
         if self.cors is not None and cors.is_preflight(request):
             reply(cors.preflight(self.cors, request))
             return
-        request_id = events.request_id()
-        event = events.build_event(self.http_format, request, self.source, request_id)
-        deadline_ms = int(request.received * 1000 + self.timeout_s * 1000)
-        context = make_context(self.settings, request_id, deadline_ms)
+        request_id = new_request_id()
+        event = self.build_event(request, request_id)
+        context = self.new_context(request_id, int(request.received * 1000) + self.timeout_ms)
 
-        def done(outcome: Outcome) -> None:
-            reply(self._respond(outcome, request, request_id))
+        # A partial, not a closure: calling it adds no Python frame of its own.
+        self.invoker.invoke(event, context, partial(self._respond, request, request_id, reply))
 
-        self.invoker.invoke(event, context, done)
-
-    def _respond(self, outcome: Outcome, request: Request, request_id: str) -> Response:
+    def _respond(self, request: Request, request_id: str, reply: Reply, outcome: Outcome) -> None:
         if outcome.timed_out:
             log(f"{request_id} Task timed out after {self.timeout_s:.2f} seconds")
-            result = response.timeout_response()
+            answer = response.timeout_response()
         elif outcome.error is not None:
             error = outcome.error
             trace = "\n".join(outcome.stack or [])
             log(f"[ERROR] {request_id} {type(error).__name__}: {error}\nTraceback:\n{trace}")
-            result = response.error_response()
+            answer = response.error_response()
         else:
+            result = outcome.result
             try:
-                result = response.to_response(outcome.result, self.http_format)
+                if type(result) is dict and "statusCode" in result:
+                    # The common case, without to_response()'s own dispatch.
+                    answer = response.from_structured(result, self.http_format)
+                else:
+                    answer = response.to_response(result, self.http_format)
             except response.MalformedResult as exc:
                 log(f"[ERROR] {request_id} Malformed Lambda proxy response: {exc}")
-                result = response.error_response()
+                answer = response.error_response()
         if self.cors is not None:
-            cors.decorate(self.cors, request, result)
-        return result
+            cors.decorate(self.cors, request, answer)
+        reply(answer)
 
 
 async def serve(settings: Settings, handler: Handler) -> int:

@@ -6,11 +6,11 @@ import asyncio
 import inspect
 import os
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from . import eager
 from .loader import Handler
 from .payloads import format_stack
 from .pool import WorkerPool
@@ -43,9 +43,11 @@ TIMED_OUT = Outcome(timed_out=True)
 
 
 Done = Callable[[Outcome], None]
+# 3.12+ can run a Task's first step at once (eager_start): a handler that never waits then
+# finishes inside invoke(), with no trip around the loop. Before 3.12 the handler waits for
+# the next loop turn; running its first step outside any Task would be cheaper, but then
+# asyncio.current_task() is None and asyncio.timeout() or anyio raise in the handler.
 EAGER_TASKS = sys.version_info >= (3, 12)
-# 3.11 can hand a Task the context the first step ran in (create_task(context=)); 3.10 cannot.
-STEP_FIRST = sys.version_info >= (3, 11)
 
 
 class _Invocation:
@@ -86,10 +88,17 @@ class Invoker:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: WorkerPool | None = None
+        self._clock: Callable[[], float] = time.monotonic
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the running loop; sync handlers get their pool here."""
         self._loop = loop
+        # Deadlines are compared with loop.call_at() times. The default loops keep time with
+        # time.monotonic(); calling it directly spares a Python frame per request.
+        if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time:
+            self._clock = time.monotonic
+        else:
+            self._clock = loop.time
         if not self.handler.is_async and self._pool is None:
             self._pool = WorkerPool(self.concurrency, loop)
 
@@ -104,7 +113,7 @@ class Invoker:
         assert loop is not None, "Invoker.bind() must be called first"
         # The clock starts on arrival, so a request queued behind busy slots still gets its
         # 504 on time.
-        inv = _Invocation(event, context, loop.time() + self.timeout_s, done)
+        inv = _Invocation(event, context, self._clock() + self.timeout_s, done)
         deadlines = self._deadlines
         while deadlines and deadlines[0].finished:
             deadlines.popleft()
@@ -128,7 +137,7 @@ class Invoker:
             self._start_async(inv, awaitable)
             return
         assert self._pool is not None
-        self._pool.submit(self._call_sync, inv, lambda outcome: self._sync_done(inv, outcome))
+        self._pool.submit(self._call_sync, inv, self._sync_done)
 
     def _call_sync(self, inv: _Invocation) -> Outcome:
         try:
@@ -139,28 +148,29 @@ class Invoker:
     def _start_async(self, inv: _Invocation, awaitable: Any) -> None:
         loop = self._loop
         assert loop is not None
-        coro = awaitable if inspect.iscoroutine(awaitable) else _await(awaitable)
-        # Run up to the first real suspension now: a handler that never waits on I/O then
-        # finishes without a Task and a trip around the loop.
+        coro = self._run_async(inv, awaitable)
         if EAGER_TASKS:
-            task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-        elif STEP_FIRST:
-            started = eager.step_first(loop, coro)
-            if isinstance(started, eager.Done):
-                self._release(inv)
-                if started.error is not None:
-                    inv.finish(Outcome(error=started.error, stack=format_stack(started.error)))
-                else:
-                    inv.finish(Outcome(started.value))
-                return
-            task = started
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
         else:
-            task = loop.create_task(coro)
-        if task.done():
-            self._async_done(inv, task)
+            task = asyncio.Task(coro, loop=loop)
+        if not task.done():
+            inv.task = task
+
+    async def _run_async(self, inv: _Invocation, awaitable: Any) -> None:
+        # The Task runs this wrapper, so the outcome is delivered as the handler returns,
+        # not one loop turn later through a done callback.
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            self._release(inv)
+            inv.finish(TIMED_OUT)  # no-op when the deadline already answered
+            raise
+        except Exception as exc:
+            self._release(inv)
+            inv.finish(Outcome(error=exc, stack=format_stack(exc)))
             return
-        inv.task = task
-        task.add_done_callback(lambda t: self._async_done(inv, t))
+        self._release(inv)
+        inv.finish(Outcome(result))
 
     def _sync_done(self, inv: _Invocation, outcome: Outcome) -> None:
         result = outcome.result
@@ -170,17 +180,6 @@ class Invoker:
             return
         self._release(inv)
         inv.finish(outcome)
-
-    def _async_done(self, inv: _Invocation, task: asyncio.Task[Any]) -> None:
-        self._release(inv)
-        if task.cancelled():
-            inv.finish(TIMED_OUT)
-            return
-        error = task.exception()
-        if error is not None:
-            inv.finish(Outcome(error=error, stack=format_stack(error)))
-        else:
-            inv.finish(Outcome(task.result()))
 
     def _expire(self) -> None:
         loop = self._loop

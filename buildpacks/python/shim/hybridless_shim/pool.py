@@ -2,8 +2,9 @@
 
 ``ThreadPoolExecutor`` wakes one thread per job and reports each result with its own write to
 the loop's self-pipe. Under load on a small machine every one of those is a GIL hand-off and
-a context switch, which costs more than a trivial handler. Here one awake worker drains the
-queue while it keeps up; another is woken only when the queue stops moving (a slow handler
+a context switch, which costs more than a trivial handler. Here a worker is woken at most once
+per loop turn, with the turn's whole batch, and one awake worker drains the queue while it
+keeps up; another is woken only when the queue stops moving (a slow handler
 holds its thread), so concurrency still grows to the bound for I/O-bound handlers. Results
 reach the loop in batches, one wake-up per batch.
 """
@@ -20,7 +21,7 @@ from typing import Any
 # A job that waits this long while every awake worker is inside a call gets a new worker.
 STALL_S = 0.002
 
-Job = tuple[Callable[[Any], Any], Any, Callable[[Any], None]]
+Job = tuple[Callable[[Any], Any], Any, Callable[[Any, Any], None]]
 
 
 class _Worker:
@@ -35,7 +36,7 @@ class _Worker:
 
 
 class WorkerPool:
-    """Runs ``fn(arg)`` on at most ``size`` threads and calls ``callback(result)`` on the loop."""
+    """Runs ``fn(arg)`` on at most ``size`` threads; ``callback(arg, result)`` runs on the loop."""
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop, name: str = "handler") -> None:
         self.size = size
@@ -46,8 +47,9 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
         self._awake = 0
-        self._results: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._results: deque[tuple[Callable[[Any, Any], None], Any, Any]] = deque()
         self._flush_pending = False
+        self._kick_pending = False
         self._stall_timer: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -56,14 +58,28 @@ class WorkerPool:
         """Threads started so far (never more than ``size``)."""
         return len(self._workers)
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, callback: Callable[[Any], None]) -> None:
-        """Queue ``fn(arg)``; ``callback`` gets its return value on the loop thread."""
+    def submit(
+        self, fn: Callable[[Any], Any], arg: Any, callback: Callable[[Any, Any], None]
+    ) -> None:
+        """Queue ``fn(arg)``; ``callback(arg, result)`` runs on the loop thread."""
+        # Passing ``arg`` back spares the caller a closure per job.
         with self._lock:
             self._jobs.append((fn, arg, callback))
-            if self._awake == 0 or self._all_stuck(time.monotonic()):
-                self._wake_locked(1)
+        # Wake a worker once the loop has read everything that arrived with this job, not
+        # now: a worker woken per job runs it while the loop thread still parses the next
+        # request, and the two trade the GIL, two context switches a request on one core.
+        # One wake-up per loop turn hands the worker the turn's whole batch.
+        if not self._kick_pending:
+            self._kick_pending = True
+            self.loop.call_soon(self._kick)
         if self._stall_timer is None:
             self._stall_timer = self.loop.call_later(STALL_S, self._check_stall)
+
+    def _kick(self) -> None:
+        self._kick_pending = False
+        with self._lock:
+            if self._jobs and (self._awake == 0 or self._all_stuck(time.monotonic())):
+                self._wake_locked(1)
 
     def _all_stuck(self, now: float) -> bool:
         # Workers between calls will take the job soon; only calls running for a while block it.
@@ -126,7 +142,7 @@ class WorkerPool:
                     return
                 continue
             result = fn(arg)
-            self._results.append((callback, result))
+            self._results.append((callback, arg, result))
             if not self._flush_pending:
                 self._flush_pending = True
                 try:
@@ -138,8 +154,8 @@ class WorkerPool:
         self._flush_pending = False
         results = self._results
         while results:
-            callback, result = results.popleft()
-            callback(result)
+            callback, arg, result = results.popleft()
+            callback(arg, result)
 
     def shutdown(self) -> None:
         """Stop idle threads; threads inside a call finish it and stop."""

@@ -44,13 +44,6 @@ def _text(value: Any) -> str:
     raise MalformedResult(f"header value {value!r} is not a string")
 
 
-def _status(result: dict[str, Any]) -> int:
-    status = result.get("statusCode")
-    if type(status) is not int or not 100 <= status <= 599:
-        raise MalformedResult(f"statusCode {status!r} is not an integer HTTP status")
-    return status
-
-
 def _headers(result: dict[str, Any]) -> list[tuple[str, str]]:
     single = result.get("headers")
     multi = result.get("multiValueHeaders")
@@ -94,30 +87,45 @@ def _body(result: dict[str, Any]) -> bytes:
     return body.encode("utf-8")
 
 
-def _with_default_type(headers: list[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
-    if body and not any(name.lower() == "content-type" for name, _ in headers):
-        headers.append(("Content-Type", JSON_TYPE))
-    return headers
+def _has_type(headers: list[tuple[str, str]]) -> bool:
+    for name, _ in headers:
+        if name.lower() == "content-type":
+            return True
+    return False
 
 
 def from_structured(result: dict[str, Any], http_format: str) -> Response:
     """A response from a ``{statusCode, headers, multiValueHeaders, body, ...}`` result."""
-    status = _status(result)
-    headers = _headers(result)
-    body = _body(result)
-    reason = None
-    if http_format in ("alb", "alb-multi"):
+    status = result.get("statusCode")
+    if type(status) is not int or not 100 <= status <= 599:
+        raise MalformedResult(f"statusCode {status!r} is not an integer HTTP status")
+    single = result.get("headers")
+    if type(single) is dict and result.get("multiValueHeaders") is None:
+        # The common shape, one string per name, without the general merge below.
+        headers = [(k, v if type(v) is str else _text(v)) for k, v in single.items()]
+    else:
+        headers = _headers(result)
+    body = result.get("body")
+    if type(body) is str and not result.get("isBase64Encoded"):
+        data = body.encode("utf-8")
+    else:
+        data = _body(result)
+    if http_format == "alb" or http_format == "alb-multi":
+        reason = None
         description = result.get("statusDescription")
         if isinstance(description, str):
             code, _, text = description.partition(" ")
             reason = text if code == str(status) and text else None
-        return Response(status, headers, body, reason)
-    cookies = result.get("cookies")
-    if http_format == "apigw-v2" and cookies:
-        if not isinstance(cookies, list):
-            raise MalformedResult("cookies must be a list of strings")
-        headers.extend(("Set-Cookie", _text(c)) for c in cookies)
-    return Response(status, _with_default_type(headers, body), body)
+        return Response(status, headers, data, reason)
+    if http_format == "apigw-v2":
+        cookies = result.get("cookies")
+        if cookies:
+            if not isinstance(cookies, list):
+                raise MalformedResult("cookies must be a list of strings")
+            headers.extend(("Set-Cookie", _text(c)) for c in cookies)
+    if data and not _has_type(headers):
+        headers.append(("Content-Type", JSON_TYPE))
+    return Response(status, headers, data)
 
 
 def to_response(result: Any, http_format: str) -> Response:

@@ -82,3 +82,10 @@ def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Return the length of the request body."""
     body = event.get("body") or ""
     return {"statusCode": 200, "body": str(len(body))}
+
+
+async def async_in_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Needs a current Task, as ``asyncio.timeout`` and many libraries do."""
+    task = asyncio.current_task()
+    await asyncio.wait_for(asyncio.sleep(0), timeout=1)
+    return {"statusCode": 200, "body": json.dumps({"in_task": task is not None})}
