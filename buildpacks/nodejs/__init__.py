@@ -14,6 +14,9 @@ Layers (under ``/layers/hybridless_nodejs``):
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 from buildpacks.nodejs import appbuild
 from buildpacks.nodejs.install import check_tool, deps_metadata, install_for, install_into
@@ -100,11 +103,11 @@ class NodejsBuildpack:
         options = parse_options(ctx.options)
         project = NodeProject.read(ctx.app_dir)
         node = requested_version(ctx.functions, project.package, ctx.app_dir)
-        build_node = ctx.run(["node", "--version"], capture=True).output.strip()
+        cache = ctx.layer("cache", metadata={"version": 1}, cache=True)
+        build_node = _build_node_version(ctx, cache.path)
         major = host_major(build_node)
         _warn_on_mismatch(ctx, node, build_node, major)
 
-        cache = ctx.layer("cache", metadata={"version": 1}, cache=True)
         links: dict[str, str] = {}
         deps_link = ""
         if project.has_manifest:
@@ -154,6 +157,28 @@ class NodejsBuildpack:
         return BuildResult(processes=processes, app_exclude=APP_EXCLUDE, app_links=links,
                            labels={VERSION_LABEL: json.dumps(label, sort_keys=True,
                                                              separators=(",", ":"))})
+
+
+def _build_node_version(ctx: BuildContext, cache_dir: Path) -> str:
+    """``node --version`` of the build host, remembered per binary so that a full cache hit
+    starts no process: the answer is kept with the binary's path, size, mtime and inode."""
+    found = shutil.which("node", path=ctx.env.get("PATH"))
+    key = None
+    if found:
+        real = os.path.realpath(found)
+        st = os.stat(real)
+        key = f"{real}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    memo = cache_dir / "node-version.json"
+    try:
+        known = json.loads(memo.read_text())
+        if key is not None and known.get("key") == key:
+            return str(known["version"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    version = ctx.run(["node", "--version"], capture=True).output.strip()
+    if key is not None:
+        memo.write_text(json.dumps({"key": key, "version": version}))
+    return version
 
 
 def _warn_on_mismatch(ctx: BuildContext, node: NodeVersion, build_node: str,
