@@ -10,9 +10,10 @@ is reported by name and skipped, so one broken plugin does not break every build
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +96,7 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
         for ep in _entry_points():
             if ep.name in block:
                 continue
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            dist_version = dist.version if dist is not None else None
+            dist_name, dist_version = ep.distribution, ep.version
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken third-party plugin must not break the rest
@@ -174,10 +173,72 @@ def _register(manager: pluggy.PluginManager, plugin: Any, name: str,
             manager.unregister(plugin)
 
 
-def _entry_points() -> Sequence[Any]:
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``hybridless.buildpacks`` entry point, as remembered between commands."""
+
+    name: str
+    value: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def load(self) -> Any:
+        """Import ``module[:attr.path]``, as importlib.metadata's EntryPoint.load does."""
+        import importlib
+
+        module, _, attrs = self.value.partition(":")
+        loaded: Any = importlib.import_module(module.strip())
+        for part in filter(None, attrs.strip().split(".")):
+            loaded = getattr(loaded, part)
+        return loaded
+
+
+def _entry_points(environ: Mapping[str, str] | None = None) -> list[EntryPoint]:
+    """The group's entry points, sorted by name.
+
+    Scanning every installed distribution's metadata costs tens of milliseconds, a large share
+    of a no-change build. The result is remembered under the cache directory, keyed by the
+    interpreter and the modification time of every ``sys.path`` directory: installing or
+    removing a distribution rewrites its ``*.dist-info`` directory, which changes the mtime of
+    the directory that holds it.
+    """
+    import sys
+
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    memo = os.path.join(base, "hybridless", "entry-points.json")
+    key = [sys.executable, *(_mtime(p) for p in sys.path)]
+    try:
+        with open(memo, encoding="utf-8") as handle:
+            known = json.load(handle)
+        if known.get("key") == key:
+            return [EntryPoint(**row) for row in known["entry_points"]]
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
     from importlib.metadata import entry_points
 
-    return sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    found = []
+    for ep in sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        dist = getattr(ep, "dist", None)
+        found.append(EntryPoint(ep.name, ep.value,
+                                dist.metadata["Name"] if dist is not None else None,
+                                dist.version if dist is not None else None))
+    try:
+        os.makedirs(os.path.dirname(memo), exist_ok=True)
+        tmp = f"{memo}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"key": key, "entry_points": [e.__dict__ for e in found]}, handle)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # remembering only saves time
+    return found
+
+
+def _mtime(path: str) -> list[Any]:
+    try:
+        return [path, os.stat(path or ".").st_mtime_ns]
+    except OSError:
+        return [path, None]
 
 
 def _id_list(value: str | None) -> set[str]:

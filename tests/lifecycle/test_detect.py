@@ -136,3 +136,25 @@ def test_builtin_procfile_loads_through_the_entry_point_group() -> None:
     reg = plugins.load(env={})
     assert "hybridless/procfile" in reg.buildpacks
     assert "entry point" in reg.buildpacks["hybridless/procfile"].source
+
+
+def test_entry_point_scan_is_remembered_until_a_path_directory_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+    import sys
+
+    watched = tmp_path / "site"
+    watched.mkdir()
+    monkeypatch.setattr(sys, "path", [*sys.path, str(watched)])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    real = plugins._entry_points(env)
+    assert "procfile" in [ep.name for ep in real]
+    memo = tmp_path / "cache" / "hybridless" / "entry-points.json"
+    data = json.loads(memo.read_text())
+    data["entry_points"] = [{"name": "remembered", "value": "x"}]
+    memo.write_text(json.dumps(data))
+    assert [ep.name for ep in plugins._entry_points(env)] == ["remembered"]
+    (watched / "new.dist-info").mkdir()  # what installing a distribution does
+    os.utime(watched, ns=(1, 1))
+    assert [ep.name for ep in plugins._entry_points(env)] == [ep.name for ep in real]
