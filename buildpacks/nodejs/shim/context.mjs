@@ -69,18 +69,19 @@ function defaultStream() {
 }
 
 /**
- * Runs handler(event, context, callback) and calls done(err, result) exactly once, whichever
- * way the handler settles first: returned promise, callback, context.succeed/fail/done, or a
- * plain return value from a handler that takes no callback. Returns the context.
+ * Runs handler(event, context, callback) and calls target.complete(err, result) exactly once,
+ * whichever way the handler settles first: returned promise, callback, context.succeed/fail/done,
+ * or a plain return value from a handler that takes no callback. Returns the context. A target
+ * object rather than a callback lets httpd reuse its per-request object instead of a closure.
  */
-export function invokeWith(handler, event, lambda, awsRequestId, deadlineMs, extra, done) {
+export function invokeWith(handler, event, lambda, awsRequestId, deadlineMs, extra, target) {
   let settled = false;
   const settle = (err, result) => {
     if (settled) return;
     settled = true;
     // Lambda treats any truthy-ish first callback argument as an error.
-    if (err !== null && err !== undefined) done(err, undefined);
-    else done(null, result);
+    if (err !== null && err !== undefined) target.complete(err, undefined);
+    else target.complete(null, result);
   };
   const context = new Context(lambda, awsRequestId, deadlineMs, settle);
   if (extra) Object.assign(context, extra);
@@ -102,9 +103,11 @@ export function invokeWith(handler, event, lambda, awsRequestId, deadlineMs, ext
 /** Promise form of invokeWith, for the event types where one extra allocation does not matter. */
 export function invoke(handler, event, lambda, awsRequestId, deadlineMs, extra) {
   return new Promise((resolve, reject) => {
-    invokeWith(handler, event, lambda, awsRequestId, deadlineMs, extra, (err, result) => {
-      if (err !== null) reject(err);
-      else resolve(result);
+    invokeWith(handler, event, lambda, awsRequestId, deadlineMs, extra, {
+      complete(err, result) {
+        if (err !== null) reject(err);
+        else resolve(result);
+      },
     });
   });
 }

@@ -1,31 +1,56 @@
 // Invocation timeouts with one timer for all of them, instead of one timer per request.
 //
 // Every invocation of a process has the same TIMEOUT, so deadlines arrive in the order they
-// were added: a Set (insertion-ordered) is already a priority queue. Arming one timer for the
-// earliest deadline costs nothing per request, where setTimeout + clearTimeout per request
-// was a measurable share of the shim's own work. The monotonic clock keeps that order true
-// even when the wall clock steps back.
+// were added: an array in insertion order is already a priority queue. Arming one timer for
+// the earliest deadline costs nothing per request, where setTimeout + clearTimeout per request
+// was a measurable share of the shim's own work. Removal only marks an entry (a Set's hashing
+// cost more than the rest of the queue); marked entries are dropped from the front as the
+// queue moves on. The monotonic clock keeps the order true even when the wall clock steps back.
 import { performance } from 'node:perf_hooks';
 
-/** Timeouts of one fixed length, each firing its callback once unless removed first. */
+const REMOVED = -1;
+// Once this many dead entries lead the array, the live tail is copied down.
+const COMPACT_AFTER = 1024;
+
+/** Timeouts of one fixed length over caller-owned entries, each expiring once unless removed first. */
 export class DeadlineQueue {
   constructor(timeoutMs) {
     this._timeoutMs = timeoutMs;
-    this._entries = new Set();
+    this._entries = [];
+    this._head = 0;
     this._timer = null;
+    this._expiring = false;
   }
 
-  /** Registers onExpire to run timeoutMs from now; returns a handle for remove(). */
-  add(onExpire) {
-    const entry = { due: performance.now() + this._timeoutMs, onExpire };
-    this._entries.add(entry);
-    if (this._timer === null) this._arm(entry.due);
-    return entry;
+  /** Calls entry.expire() timeoutMs from now unless remove(entry) comes first; sets entry.due. */
+  add(entry) {
+    entry.due = performance.now() + this._timeoutMs;
+    this._dropRemoved();
+    this._entries.push(entry);
+    // While expiring, _expire itself arms the timer for whichever entry then leads.
+    if (this._timer === null && !this._expiring) this._arm(entry.due);
   }
 
-  /** Cancels an entry; harmless when it already fired. */
+  /** Cancels an entry; harmless when it already expired. */
   remove(entry) {
-    this._entries.delete(entry);
+    entry.due = REMOVED;
+  }
+
+  _dropRemoved() {
+    const entries = this._entries;
+    let head = this._head;
+    while (head < entries.length && entries[head].due === REMOVED) {
+      entries[head] = undefined;
+      head += 1;
+    }
+    if (head === entries.length) {
+      entries.length = 0;
+      head = 0;
+    } else if (head >= COMPACT_AFTER && head * 2 >= entries.length) {
+      this._entries = entries.slice(head);
+      head = 0;
+    }
+    this._head = head;
   }
 
   _arm(due) {
@@ -34,14 +59,26 @@ export class DeadlineQueue {
 
   _expire() {
     this._timer = null;
-    const now = performance.now();
-    for (const entry of this._entries) {
+    this._expiring = true;
+    try {
+      this._expireDue(performance.now());
+    } finally {
+      this._expiring = false;
+    }
+  }
+
+  _expireDue(now) {
+    for (;;) {
+      this._dropRemoved();
+      // Re-read every turn: an expire() callback may add (and so compact) entries.
+      const entry = this._entries[this._head];
+      if (entry === undefined) return;
       if (entry.due > now) {
         this._arm(entry.due);
         return;
       }
-      this._entries.delete(entry);
-      entry.onExpire();
+      entry.due = REMOVED;
+      entry.expire();
     }
   }
 }

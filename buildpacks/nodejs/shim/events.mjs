@@ -1,5 +1,5 @@
 // Turns an HTTP request into the Lambda event of one of the four formats (REFERENCE §2).
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import * as buffer from 'node:buffer';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -16,6 +16,27 @@ const isUtf8 = buffer.isUtf8 || ((bytes) => {
     return false;
   }
 });
+
+// Request ids come from one large random pool, refilled rarely: node's randomUUID refills its
+// own 2 KB pool every 128 ids, and that refill was a visible share of each request's work.
+const UUID_POOL_IDS = 4096;
+const uuidPool = Buffer.allocUnsafe(16 * UUID_POOL_IDS);
+let uuidNext = UUID_POOL_IDS;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Returns a fresh RFC 4122 version 4 UUID (122 random bits from the CSPRNG). */
+export function requestUuid() {
+  if (uuidNext === UUID_POOL_IDS) {
+    randomFillSync(uuidPool);
+    uuidNext = 0;
+  }
+  const b = uuidPool;
+  const o = 16 * uuidNext;
+  uuidNext += 1;
+  return `${HEX[b[o]]}${HEX[b[o + 1]]}${HEX[b[o + 2]]}${HEX[b[o + 3]]}-${HEX[b[o + 4]]}${HEX[b[o + 5]]}-`
+    + `${HEX[(b[o + 6] & 0x0f) | 0x40]}${HEX[b[o + 7]]}-${HEX[(b[o + 8] & 0x3f) | 0x80]}${HEX[b[o + 9]]}-`
+    + `${HEX[b[o + 10]]}${HEX[b[o + 11]]}${HEX[b[o + 12]]}${HEX[b[o + 13]]}${HEX[b[o + 14]]}${HEX[b[o + 15]]}`;
+}
 
 const pad2 = (n) => (n < 10 ? `0${n}` : `${n}`);
 let clfSecond = -1;
@@ -40,9 +61,13 @@ function isTextType(contentType) {
   return type.startsWith('text/') || TEXT_TYPES.has(type) || type.endsWith('+json') || type.endsWith('+xml');
 }
 
+// Shared answers for the common cases; callers only destructure them.
+const NO_BODY = [null, false];
+const NO_QUERY = [null, null];
+
 /** Returns [body, isBase64Encoded]; body is null when the request had none. */
 function encodeBody(bytes, contentType) {
-  if (bytes === null || bytes.length === 0) return [null, false];
+  if (bytes === null || bytes.length === 0) return NO_BODY;
   if (isTextType(contentType) && isUtf8(bytes)) return [bytes.toString('utf8'), false];
   return [bytes.toString('base64'), true];
 }
@@ -112,20 +137,44 @@ function parseQuery(raw, decoded, join) {
  * few headers the event needs. keepCase groups names case-insensitively under the first
  * spelling the client used, as API Gateway REST does; otherwise names are lower-cased.
  */
+// Scratch lists for scanHeaders' case-insensitive grouping, reused because it never re-enters:
+// a linear search over a handful of names is cheaper than a dictionary object per request.
+const scratchLower = [];
+const scratchName = [];
+
+// Beyond this many raw header entries, a dictionary keeps the grouping linear.
+const LINEAR_SCAN_LIMIT = 64;
+
+function spellingOf(lower, spelling, count) {
+  for (let j = 0; j < count; j++) {
+    if (scratchLower[j] === lower) return scratchName[j];
+  }
+  scratchLower[count] = lower;
+  scratchName[count] = spelling;
+  return null;
+}
+
 function scanHeaders(raw, keepCase) {
   const single = {};
   const multi = {};
-  const names = keepCase ? {} : null;
   const seen = { single, multi, contentType: undefined, userAgent: undefined, host: undefined, forwardedFor: undefined };
+  const names = keepCase && raw.length > LINEAR_SCAN_LIMIT ? {} : null;
+  let distinct = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const value = raw[i + 1];
     const lower = raw[i].toLowerCase();
     let name = lower;
-    if (keepCase) {
-      // Plain-object lookups stay fast (hidden classes); the typeof check skips inherited members.
+    if (names !== null) {
+      // The typeof check skips inherited members ("constructor").
       const first = names[lower];
       if (typeof first === 'string') name = first;
       else put(names, lower, (name = raw[i]));
+    } else if (keepCase) {
+      name = spellingOf(lower, raw[i], distinct);
+      if (name === null) {
+        name = raw[i];
+        distinct += 1;
+      }
     }
     put(single, name, value);
     append(multi, name, value);
@@ -137,6 +186,8 @@ function scanHeaders(raw, keepCase) {
       default: break;
     }
   }
+  // The scratch lists keep the last request's names until overwritten: at most
+  // LINEAR_SCAN_LIMIT / 2 strings, cheaper to keep than to clear on every request.
   return seen;
 }
 
@@ -148,20 +199,47 @@ export function firstHeader(rawHeaders, lowerName) {
   return undefined;
 }
 
+// The peer address of a keep-alive connection, kept on its socket: reading remoteAddress
+// goes through node:net's getter on every request otherwise.
+const PEER_IP = Symbol('hybridless.peerIp');
+
 function sourceIp(req, forwardedFor) {
   if (forwardedFor) {
     const comma = forwardedFor.indexOf(',');
     return (comma === -1 ? forwardedFor : forwardedFor.slice(0, comma)).trim();
   }
-  const peer = req.socket.remoteAddress || '';
-  return peer.startsWith('::ffff:') ? peer.slice(7) : peer;
+  const socket = req.socket;
+  let ip = socket[PEER_IP];
+  if (ip === undefined) {
+    const peer = socket.remoteAddress || '';
+    ip = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
+    // Unknown until connected: only a real address is worth keeping.
+    if (ip !== '') socket[PEER_IP] = ip;
+  }
+  return ip;
 }
+
+// Clients send the same Host on every request, so the last answer is almost always reusable.
+let lastHost = '';
+let lastDomain = 'localhost';
 
 function domainName(host) {
   if (!host) return 'localhost';
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
-  const colon = host.indexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
+  if (host === lastHost) return lastDomain;
+  let domain;
+  if (host.startsWith('[')) domain = host.slice(0, host.indexOf(']') + 1);
+  else {
+    const colon = host.indexOf(':');
+    domain = colon === -1 ? host : host.slice(0, colon);
+  }
+  lastHost = host;
+  lastDomain = domain;
+  return domain;
+}
+
+function protocolOf(httpVersion) {
+  if (httpVersion === '1.1') return 'HTTP/1.1';
+  return httpVersion === '1.0' ? 'HTTP/1.0' : `HTTP/${httpVersion}`;
 }
 
 function identity(ip, userAgent) {
@@ -175,7 +253,7 @@ function identity(ip, userAgent) {
 
 function restV1(req, path, rawQuery, body, cfg, requestId, now) {
   const seen = scanHeaders(req.rawHeaders, true);
-  const [query, multiQuery] = rawQuery ? parseQuery(rawQuery, true, false) : [null, null];
+  const [query, multiQuery] = rawQuery ? parseQuery(rawQuery, true, false) : NO_QUERY;
   const [eventBody, isBase64Encoded] = encodeBody(body, seen.contentType);
   const isRoot = path === '/';
   const resource = isRoot ? '/' : '/{proxy+}';
@@ -201,7 +279,7 @@ function restV1(req, path, rawQuery, body, cfg, requestId, now) {
       httpMethod: req.method,
       requestTime: clfTime(now),
       requestTimeEpoch: now,
-      protocol: `HTTP/${req.httpVersion}`,
+      protocol: protocolOf(req.httpVersion),
       path,
       domainName: domainName(seen.host),
     },
@@ -247,7 +325,7 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
     http: {
       method: req.method,
       path,
-      protocol: `HTTP/${req.httpVersion}`,
+      protocol: protocolOf(req.httpVersion),
       sourceIp: sourceIp(req, headers['x-forwarded-for']),
       userAgent: headers['user-agent'] ?? '',
     },
@@ -285,23 +363,20 @@ function alb(req, path, rawQuery, body, cfg, multi) {
   return event;
 }
 
-/** Returns a builder (req, body Buffer|null, now epoch ms) → {event, requestId} for the configured format. */
+/** Returns a builder (req, body Buffer|null, now epoch ms, requestId) → event for the configured format. */
 export function eventBuilder(cfg) {
   const settings = {
     ...cfg,
     targetGroupArn: `arn:aws:elasticloadbalancing:${cfg.lambda.region}:${cfg.lambda.accountId}:targetgroup/${cfg.lambda.functionName}/0000000000000000`,
   };
   const format = cfg.httpFormat;
-  return (req, body, now) => {
+  return (req, body, now, requestId) => {
     const url = req.url;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const rawQuery = q === -1 ? '' : url.slice(q + 1);
-    const requestId = randomUUID();
-    let event;
-    if (format === 'apigw-v1') event = restV1(req, path, rawQuery, body, settings, requestId, now);
-    else if (format === 'apigw-v2') event = httpV2(req, path, rawQuery, body, settings, requestId, now);
-    else event = alb(req, path, rawQuery, body, settings, format === 'alb-multi');
-    return { event, requestId };
+    if (format === 'apigw-v1') return restV1(req, path, rawQuery, body, settings, requestId, now);
+    if (format === 'apigw-v2') return httpV2(req, path, rawQuery, body, settings, requestId, now);
+    return alb(req, path, rawQuery, body, settings, format === 'alb-multi');
   };
 }

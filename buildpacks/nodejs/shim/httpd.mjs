@@ -1,6 +1,6 @@
 // The httpd event type: a node:http server turning each request into a Lambda invocation.
 import { createServer } from 'node:http';
-import { eventBuilder, firstHeader } from './events.mjs';
+import { eventBuilder, firstHeader, requestUuid } from './events.mjs';
 import { invokeWith, toLambdaError } from './context.mjs';
 import { toHttpResponse } from './response.mjs';
 import { decorate, preflightHeaders } from './cors.mjs';
@@ -72,12 +72,44 @@ export function startHttpd(cfg, handler) {
     if (next !== undefined) run(next[0], next[1], next[2]);
   }
 
+  /** One request's invocation; it is its own deadline entry, so a request costs no extra closures. */
+  class Invocation {
+    constructor(req, res, requestId) {
+      this.req = req;
+      this.res = res;
+      this.requestId = requestId;
+      this.finished = false;
+      this.due = 0;
+    }
+
+    expire() {
+      this.finished = true;
+      logError(this.requestId, `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
+      sendJson(this.res, 504, GATEWAY_TIMEOUT);
+      release();
+    }
+
+    complete(err, result) {
+      if (this.finished) return;
+      this.finished = true;
+      deadlines.remove(this);
+      if (err !== null) {
+        logError(this.requestId, 'Invoke Error', toLambdaError(err));
+        sendJson(this.res, 502, BAD_GATEWAY);
+      } else {
+        respond(this.req, this.res, this.requestId, result);
+      }
+      release();
+    }
+  }
+
   function run(req, res, body) {
     inFlight += 1;
     const now = Date.now();
-    let built;
+    const requestId = requestUuid();
+    let event;
     try {
-      built = build(req, body, now);
+      event = build(req, body, now, requestId);
     } catch (err) {
       // A request we cannot map is our bug, but it must cost one 502, not the process.
       logError('-', 'failed to build the event', toLambdaError(err));
@@ -85,27 +117,9 @@ export function startHttpd(cfg, handler) {
       release();
       return;
     }
-    const { event, requestId } = built;
-    const deadline = now + timeoutMs;
-    let finished = false;
-    const entry = deadlines.add(() => {
-      finished = true;
-      logError(requestId, `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
-      sendJson(res, 504, GATEWAY_TIMEOUT);
-      release();
-    });
-    invokeWith(handler, event, lambda, requestId, deadline, undefined, (err, result) => {
-      if (finished) return;
-      finished = true;
-      deadlines.remove(entry);
-      if (err !== null) {
-        logError(requestId, 'Invoke Error', toLambdaError(err));
-        sendJson(res, 502, BAD_GATEWAY);
-      } else {
-        respond(req, res, requestId, result);
-      }
-      release();
-    });
+    const invocation = new Invocation(req, res, requestId);
+    deadlines.add(invocation);
+    invokeWith(handler, event, lambda, requestId, now + timeoutMs, undefined, invocation);
   }
 
   function respond(req, res, requestId, result) {

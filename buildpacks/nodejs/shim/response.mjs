@@ -17,11 +17,56 @@ function headerValue(name, value) {
   return String(value);
 }
 
+/** Adds one handler header to out, merging it case-insensitively with a name already there. */
+function mergeOne(out, names, name, text) {
+  const lower = name.toLowerCase();
+  if (HOP_HEADERS.has(lower)) return;
+  const existing = names.get(lower);
+  if (existing === undefined) {
+    names.set(lower, name);
+    out[name] = text;
+  } else {
+    const current = out[existing];
+    const list = Array.isArray(current) ? current : [current];
+    if (!list.includes(text)) list.push(text);
+    out[existing] = list;
+  }
+}
+
+/**
+ * The common result, only `headers` and without two spellings of one name or a hop-by-hop
+ * header, copied without the name map; returns null when the general merge is needed.
+ */
+function plainHeaders(headers) {
+  const out = {};
+  const keys = Object.keys(headers);
+  // Pairwise checks stay cheaper than a Map only for a handful of names.
+  if (keys.length > 8) return null;
+  for (let i = 0; i < keys.length; i++) {
+    const name = keys[i];
+    const value = headers[name];
+    const lower = name.toLowerCase();
+    if (HOP_HEADERS.has(lower)) return null;
+    for (let j = 0; j < i; j++) {
+      if (keys[j].length === name.length && keys[j].toLowerCase() === lower) return null;
+    }
+    const text = headerValue(name, value);
+    if (text !== null) out[name] = text;
+  }
+  return out;
+}
+
 /**
  * Merges headers and multiValueHeaders case-insensitively into {name: string | string[]}.
  * API Gateway's rule: a name in both sends the multi-value list, plus the single value when new.
  */
 function mergeHeaders(headers, multiValueHeaders) {
+  const hasHeaders = headers !== undefined && headers !== null;
+  const validHeaders = hasHeaders && typeof headers === 'object' && !Array.isArray(headers);
+  if (validHeaders && (multiValueHeaders === undefined || multiValueHeaders === null)) {
+    const out = plainHeaders(headers);
+    if (out !== null) return out;
+  }
   const out = {};
   const names = new Map();
   if (multiValueHeaders !== undefined && multiValueHeaders !== null) {
@@ -42,25 +87,14 @@ function mergeHeaders(headers, multiValueHeaders) {
       out[name] = list;
     }
   }
-  if (headers !== undefined && headers !== null) {
-    if (typeof headers !== 'object' || Array.isArray(headers)) throw new MalformedResult('headers must be an object');
+  if (hasHeaders) {
+    if (!validHeaders) throw new MalformedResult('headers must be an object');
     for (const name of Object.keys(headers)) {
       const text = headerValue(name, headers[name]);
-      const lower = name.toLowerCase();
-      if (text === null || HOP_HEADERS.has(lower)) continue;
-      const existing = names.get(lower);
-      if (existing === undefined) {
-        names.set(lower, name);
-        out[name] = text;
-      } else {
-        const current = out[existing];
-        const list = Array.isArray(current) ? current : [current];
-        if (!list.includes(text)) list.push(text);
-        out[existing] = list;
-      }
+      if (text !== null) mergeOne(out, names, name, text);
     }
   }
-  return { out, names };
+  return out;
 }
 
 function reasonFrom(statusDescription, statusCode) {
@@ -92,10 +126,10 @@ export function toHttpResponse(result, format) {
   if (body !== undefined && body !== null && typeof body !== 'string') {
     throw new MalformedResult(`body must be a string, got ${typeof body}`);
   }
-  const { out, names } = mergeHeaders(result.headers, result.multiValueHeaders);
+  const out = mergeHeaders(result.headers, result.multiValueHeaders);
   if (format === 'apigw-v2' && result.cookies !== undefined && result.cookies !== null) {
     if (!Array.isArray(result.cookies)) throw new MalformedResult('cookies must be a list');
-    const existing = names.get('set-cookie');
+    const existing = Object.keys(out).find((name) => name.toLowerCase() === 'set-cookie');
     const list = existing === undefined ? [] : [].concat(out[existing]);
     for (const c of result.cookies) list.push(String(c));
     out[existing ?? 'set-cookie'] = list;
