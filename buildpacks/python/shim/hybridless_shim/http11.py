@@ -139,8 +139,28 @@ _HTTP10_KEEP_ALIVE_TAIL = "Connection: keep-alive\r\n" + KEEPALIVE_HEADER
 _CLOSE_TAIL = "Connection: close\r\n"
 
 
+_heads: dict[tuple[object, ...], bytes] = {}
+
+
 def serialize(response: Response, keep_alive: bool, head_only: bool, http10: bool) -> bytes:
     """The bytes of ``response`` on the wire."""
+    status = response.status
+    body = response.body
+    # A handler mostly answers the same head again and again: format it once.
+    key = (status, response.reason, *response.headers, len(body), keep_alive, http10)
+    head = _heads.get(key)
+    if head is None:
+        head = _format_head(response, keep_alive, http10)
+        if len(_heads) >= 512:
+            _heads.clear()  # bound the memo against handlers that vary their headers
+        _heads[key] = head
+    date = _date_cache[1] if _date_cache[0] == int(time.time()) else http_date()
+    if head_only or not body or status == 204 or status == 304:
+        return head + date + b"\r\n"
+    return b"".join((head, date, b"\r\n", body))
+
+
+def _format_head(response: Response, keep_alive: bool, http10: bool) -> bytes:
     status = response.status
     reason = response.reason
     status_line = _STATUS_LINES.get(status) if reason is None else None
@@ -154,19 +174,13 @@ def serialize(response: Response, keep_alive: bool, head_only: bool, http10: boo
             # Never let a handler's value split the response.
             value = value.replace("\r", " ").replace("\n", " ")
         lines.append(f"{name}: {value}\r\n")
-    body = response.body
-    bodiless = status == 204 or status == 304
-    if status >= 200 and not bodiless:
-        lines.append(f"Content-Length: {len(body)}\r\n")
+    if status >= 200 and status != 204 and status != 304:
+        lines.append(f"Content-Length: {len(response.body)}\r\n")
     if not keep_alive:
         lines.append(_CLOSE_TAIL)
     else:
         lines.append(_HTTP10_KEEP_ALIVE_TAIL if http10 else _KEEP_ALIVE_TAIL)
-    head = "".join(lines).encode("utf-8")
-    date = _date_cache[1] if _date_cache[0] == int(time.time()) else http_date()
-    if head_only or bodiless or not body:
-        return b"".join((head, date, b"\r\n"))
-    return b"".join((head, date, b"\r\n", body))
+    return "".join(lines).encode("utf-8")
 
 
 def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
@@ -186,8 +200,9 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
     headers: list[tuple[str, str]] = []
     hmap: dict[str, str] = {}
     append = headers.append
-    for i in range(1, len(lines)):
-        name, sep, value = lines[i].partition(":")
+    del lines[0]
+    for line in lines:
+        name, sep, value = line.partition(":")
         if not sep or not name or name[-1] in " \t":
             raise HttpError(400, "malformed header line")
         value = value.strip()

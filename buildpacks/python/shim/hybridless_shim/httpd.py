@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from functools import partial
 
@@ -16,6 +17,8 @@ from .settings import Settings
 
 DEFAULT_TIMEOUT_MS = 30000
 HEALTHY = b"Healthy!"
+# Young-generation collections at most once per this many net container allocations.
+GC_GEN0_THRESHOLD = 10_000
 
 
 def log(message: str) -> None:
@@ -83,8 +86,21 @@ class HttpdApp:
         reply(answer)
 
 
+def tune_gc() -> None:
+    """Make the cyclic collector cheap for a request server; call once the handler is loaded."""
+    # What exists now (the shim, the handler and its modules) lives until exit: frozen, it is
+    # no longer rescanned by every full collection, which paused the loop for milliseconds.
+    gc.freeze()
+    # Request objects die by reference count, but the ones in flight kept the young
+    # generation above the default threshold of 700, so a collection ran every few requests.
+    gen0, gen1, gen2 = gc.get_threshold()
+    if gen0:  # 0 means collection is off: leave it off
+        gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
+
+
 async def serve(settings: Settings, handler: Handler) -> int:
     """Serve until SIGTERM or SIGINT, then drain in-flight requests and return 0."""
+    tune_gc()
     timeout_s = (settings.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
     invoker = Invoker(handler, settings.concurrency, timeout_s)
     invoker.bind(asyncio.get_running_loop())

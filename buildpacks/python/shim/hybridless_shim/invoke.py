@@ -127,17 +127,16 @@ class Invoker:
 
     def _start(self, inv: _Invocation) -> None:
         self.inflight += 1
-        if self.handler.is_async:
-            try:
-                awaitable = self.handler.func(inv.event, inv.context)
-            except Exception as exc:
-                self._release(inv)
-                inv.finish(Outcome(error=exc, stack=format_stack(exc)))
-                return
-            self._start_async(inv, awaitable)
+        if self._pool is not None:
+            self._pool.submit(self._call_sync, inv, self._sync_done)
             return
-        assert self._pool is not None
-        self._pool.submit(self._call_sync, inv, self._sync_done)
+        try:
+            awaitable = self.handler.func(inv.event, inv.context)
+        except Exception as exc:
+            self._release(inv)
+            inv.finish(Outcome(error=exc, stack=format_stack(exc)))
+            return
+        self._start_async(inv, awaitable)
 
     def _call_sync(self, inv: _Invocation) -> Outcome:
         try:

@@ -100,9 +100,12 @@ def from_structured(result: dict[str, Any], http_format: str) -> Response:
     if type(status) is not int or not 100 <= status <= 599:
         raise MalformedResult(f"statusCode {status!r} is not an integer HTTP status")
     single = result.get("headers")
+    typed = False
     if type(single) is dict and result.get("multiValueHeaders") is None:
         # The common shape, one string per name, without the general merge below.
         headers = [(k, v if type(v) is str else _text(v)) for k, v in single.items()]
+        # The usual spellings, looked up by hash; any other casing falls back to a scan.
+        typed = "Content-Type" in single or "content-type" in single
     else:
         headers = _headers(result)
     body = result.get("body")
@@ -123,7 +126,7 @@ def from_structured(result: dict[str, Any], http_format: str) -> Response:
             if not isinstance(cookies, list):
                 raise MalformedResult("cookies must be a list of strings")
             headers.extend(("Set-Cookie", _text(c)) for c in cookies)
-    if data and not _has_type(headers):
+    if data and not typed and not _has_type(headers):
         headers.append(("Content-Type", JSON_TYPE))
     return Response(status, headers, data)
 
