@@ -92,7 +92,8 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
         bp = loaded.buildpack
         bp_log = log.getChild(bp.id.replace("/", "."))
         log.info("building with %s %s", bp.id, bp.version)
-        previous = {name: rec.metadata for name, rec in cache.records(bp.id).items()}
+        records = cache.records(bp.id)
+        previous = {name: rec.metadata for name, rec in records.items()}
         ctx = BuildContext(
             buildpack_id=bp.id, app_dir=app_dir, layers_dir=cache.layers_dir(bp.id),
             descriptor=descriptor, functions=detected.functions,
@@ -114,7 +115,7 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
         if not isinstance(result, BuildResult):
             raise BuildpackFailed(f"failed to build: buildpack '{bp.id}' returned "
                                   f"{type(result).__name__}, not a BuildResult")
-        layers.extend(_seal_layers(cache, bp.id, mtime, log))
+        layers.extend(_seal_layers(cache, bp.id, records, mtime, log))
         env = apply_env(env, list(result.build_env.items()))
         launch_env.extend(result.launch_env.items())
         processes.extend(result.processes)
@@ -129,16 +130,21 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
     )
 
 
-def _seal_layers(cache: ProjectCache, buildpack_id: str, mtime: int,
-                 log: logging.Logger) -> list[BuiltLayer]:
+def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, LayerRecord],
+                 mtime: int, log: logging.Logger) -> list[BuiltLayer]:
+    """Tar new launch layers, write their records, drop layers this build did not declare.
+
+    ``records`` are the ones read before the buildpack ran; a reused layer's record is
+    unchanged since, so it is not read again.
+    """
     declared = {name: h for (bp, name), h in cache.declared.items() if bp == buildpack_id}
-    for stale in set(cache.records(buildpack_id)) - set(declared):
+    for stale in set(records) - set(declared):
         cache.drop(buildpack_id, stale)
     built: list[BuiltLayer] = []
     for name in sorted(declared):
         handle = declared[name]
         if handle.reused:
-            record = cache.read_record(buildpack_id, name)
+            record = records.get(name)
             if record is None:
                 raise BuildError(f"failed to reuse layer {buildpack_id}/{name}: its record "
                                  "vanished during the build")

@@ -10,9 +10,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +71,6 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
                          "seconds") from None
 
 
-def rfc3339(epoch: int) -> str:
-    """Seconds since the epoch as the OCI ``created`` string."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
            base_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
            default_process: str | None, log: logging.Logger,
@@ -108,11 +102,10 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
                                 launcher_blob.size, False))
 
     out = image.append_layers(base, layers, history=history)
-    base_config = base.config.get("config") or {}
-    env = apply_env(_env_map(base_config.get("Env") or ()),
+    env = apply_env(base.env,
                     [("LAMBDA_TASK_ROOT", TASK_ROOT), ("HYBRIDLESS_RUNTIME", "true"),
                      *built.launch_env])
-    labels = dict(base_config.get("Labels") or {})
+    labels = base.labels
     labels.update(built.labels)
     labels[BUILD_LABEL] = canonical(build_label(
         descriptor, built, base, base_ref, stack,
@@ -125,7 +118,7 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
         cmd=None,
         working_dir=TASK_ROOT,
         labels=labels,
-        created=rfc3339(mtime),
+        created=image.created_from_epoch(mtime),
     )
     return Exported(out, tuple(report), default.name)
 
@@ -241,14 +234,6 @@ def git_revision(app_dir: Path) -> str | None:
     except (OSError, IndexError):
         return None
     return None
-
-
-def _env_map(env_list: Sequence[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in env_list:
-        key, _, value = item.partition("=")
-        env[key] = value
-    return env
 
 
 def _layer(blobs: BlobDir, blob: BlobInfo) -> image.Layer:

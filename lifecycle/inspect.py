@@ -14,7 +14,7 @@ def inspect(ref_text: str) -> dict[str, Any]:
     ref = reference.parse(ref_text)
     img = transports.read_image(ref)
     config = img.config.get("config") or {}
-    labels = dict(config.get("Labels") or {})
+    labels = img.labels
     build = labels.pop(BUILD_LABEL, None)
     return {
         "reference": str(ref),

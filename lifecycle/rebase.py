@@ -23,7 +23,7 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
     ref = reference.parse(ref_text)
     new_ref = reference.parse(run_image_text)
     img = transports.read_image(ref)
-    labels = dict((img.config.get("config") or {}).get("Labels") or {})
+    labels = img.labels
     if BUILD_LABEL not in labels:
         raise UsageError(f"failed to rebase {ref}: it has no {BUILD_LABEL} label, so its base "
                          "layers are unknown", hint="rebase images built by hybridless-lifecycle")
@@ -49,7 +49,7 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
         "layers": len(new_base.layers),
         "top-layer": new_base.layers[-1].diff_id if new_base.layers else None,
     }
-    out_labels = dict((out.config.get("config") or {}).get("Labels") or {})
+    out_labels = out.labels
     out_labels[BUILD_LABEL] = canonical(label).decode()
     out = image.with_config(out, labels=out_labels)
     digest = transports.write_image(out, ref, progress=log.info)
