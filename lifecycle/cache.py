@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifecycle import paths
 from lifecycle.blobs import BlobDir
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Layer
@@ -35,9 +36,7 @@ RECORD_VERSION = 1
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/hybridless``, else ``~/.cache/hybridless`` (CONTRACT §2)."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hybridless"
+    return paths.cache_root(environ)
 
 
 def project_key(project_id: str | None, app_dir: Path) -> str:

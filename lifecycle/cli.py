@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--default-process", metavar="NAME")
     p.add_argument("--tag", action="append", default=[], metavar="REF",
                    help="also write the image here (repeatable)")
+    p.add_argument("--full", action="store_true",
+                   help="run every phase even when the last build's receipt shows that "
+                        "nothing changed")
 
     p = add("inspect", "Show an image's digest, config and build label.")
     p.add_argument("ref", metavar="REF")
@@ -200,15 +203,39 @@ def cmd_detect(args: argparse.Namespace) -> Any:
 
 
 def cmd_build(args: argparse.Namespace) -> Any:
-    """``build``."""
+    """``build``; a rebuild that observes no change is answered from the last receipt."""
+    import os
+    import time
+
+    from lifecycle import receipt
+
+    started = time.monotonic()
+    app = os.path.realpath(args.app)
+    descriptor = os.path.realpath(args.descriptor) if args.descriptor else None
+    cache_dir = os.path.realpath(args.cache_dir) if args.cache_dir else None
+    request = {"app": app, "descriptor": descriptor, "buildpacks": args.buildpack,
+               "image": args.image, "run_image": args.run_image, "stack": args.stack,
+               "env": args.env, "cache_dir": cache_dir, "executor": args.executor,
+               "default_process": args.default_process, "tags": args.tag}
+    observed = receipt.observe(request, app, cache_dir, descriptor) \
+        if os.path.isdir(app) else None
+    if observed is not None and not args.full:
+        recorded = receipt.lookup(observed, log)
+        if recorded is not None:
+            log.info("unchanged since the last build: %s (%s)", recorded["image"],
+                     recorded["digest"])
+            return {**recorded, "unchanged": True,
+                    "timings": {"detect": 0.0, "build": 0.0, "export": 0.0,
+                                "receipt": round(time.monotonic() - started, 3)}}
+
     from lifecycle.pipeline import BuildInputs, run_build
 
     options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
                           tags=tuple(args.tag), executor=args.executor,
                           default_process=args.default_process)
-    document = run_build(_inputs(args), options, log)
+    document = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", document["image"], document["digest"])
-    return document
+    return {**document, "unchanged": False}
 
 
 def cmd_inspect(args: argparse.Namespace) -> Any:

@@ -258,8 +258,16 @@ class Buildpack(Protocol):
     """The interface of one buildpack.
 
     Optional attributes the lifecycle reads when present: ``priority`` (int, lower detects
-    first in the default order; 100 when absent), ``description`` (str) and ``options_schema``
-    (a JSON schema for the buildpack's ``[io.hybridless.buildpacks."<id>"]`` table).
+    first in the default order; 100 when absent), ``description`` (str), ``options_schema``
+    (a JSON schema for the buildpack's ``[io.hybridless.buildpacks."<id>"]`` table),
+    ``hermetic`` (bool) and ``tools`` (program names).
+
+    ``hermetic = True`` promises that what ``build`` produces depends only on the app
+    directory, the descriptor, the environment, the run image, the buildpack's own code and the
+    programs named in ``tools`` as ``PATH`` finds them; never on the network, the clock or other
+    files. When every buildpack of the group is hermetic, a rebuild that observes no change in
+    those inputs is answered from the last build's receipt without calling ``detect`` or
+    ``build`` (see :mod:`lifecycle.receipt`). Leave it out (False) when in doubt.
     """
 
     id: str

@@ -15,7 +15,7 @@ from typing import Any
 
 from lifecycle import cache as cache_mod
 from lifecycle import descriptor as descriptor_mod
-from lifecycle import plugins, reference, transports
+from lifecycle import plugins, receipt, reference, transports
 from lifecycle.appindex import AppIndex
 from lifecycle.build import build
 from lifecycle.descriptor import Descriptor
@@ -111,8 +111,13 @@ def _check_options(desc: Descriptor, outcome: DetectOutcome, log: logging.Logger
             descriptor_mod.validate_options(desc.path, bp_id, options, schema)
 
 
-def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict[str, Any]:
-    """The whole build; returns the ``build --json`` document."""
+def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
+              observed: receipt.Observation | None = None) -> dict[str, Any]:
+    """The whole build; returns the ``build --json`` document.
+
+    ``observed`` is what the command saw before it started; the build's receipt is recorded
+    against it (see :mod:`lifecycle.receipt`).
+    """
     timings: dict[str, float] = {}
     dest = reference.parse(options.image)
     tags = [reference.parse(t) for t in options.tags]
@@ -144,7 +149,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict
         digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info)
     timings["export"] = time.monotonic() - started
 
-    return {
+    document = {
         "image": str(dest),
         "tags": [str(t) for t in tags],
         "digest": digest,
@@ -155,6 +160,33 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger) -> dict
                       for p in built.processes],
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
+    if observed is not None:
+        _record_receipt(observed, document, outcome, base_ref, base, [dest, *tags],
+                        exported.image, log)
+    return document
+
+
+def _record_receipt(observed: receipt.Observation, document: Mapping[str, Any],
+                    outcome: DetectOutcome, base_ref: reference.Reference, base: Any,
+                    refs: list[reference.Reference], built: Any, log: logging.Logger) -> None:
+    """Record what a rebuild must observe to be answered without running (lifecycle.receipt)."""
+    from lifecycle.transports.store import open_store
+
+    members = [lp.buildpack for lp in outcome.group]
+    store_root = str(open_store().root)
+    outputs = None
+    if all(ref.transport == "store" for ref in refs):
+        outputs = {"store": store_root, "names": [ref.store_name for ref in refs],
+                   "digest": document["digest"],
+                   "blobs": [document["digest"], built.config_digest,
+                             *(layer.digest for layer in built.layers)]}
+    run_image = receipt.local_source(
+        base_ref.transport, base_ref.path, store_root,
+        base_ref.store_name if base_ref.transport == "store" else None, base.digest)
+    receipt.record(observed, document,
+                   hermetic=all(getattr(bp, "hermetic", False) is True for bp in members),
+                   tools=[tool for bp in members for tool in getattr(bp, "tools", ())],
+                   run_image=run_image, outputs=outputs, log=log)
 
 
 def _base_image(run_image: str | None, stack: str | None, log: logging.Logger

@@ -61,6 +61,9 @@ class NodejsBuildpack:
     api = BUILDPACK_API
     priority = 100
     description = "Node.js functions: dependencies, the app's build, the Lambda-simulating shim."
+    # Layer reuse is keyed by the app's files and the tools' versions, never by the registry.
+    hermetic = True
+    tools = ("node", "npm", "yarn", "pnpm")
     options_schema = OPTIONS_SCHEMA
 
     def detect(self, ctx: DetectContext) -> DetectResult:

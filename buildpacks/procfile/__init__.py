@@ -51,6 +51,8 @@ class ProcfileBuildpack:
     api = BUILDPACK_API
     priority = 900  # language buildpacks detect first; this is the fallback
     description = "Runs the app's own command (Procfile or descriptor 'command')."
+    hermetic = True  # reads only the app and the descriptor
+    tools: tuple[str, ...] = ()
 
     def detect(self, ctx: DetectContext) -> DetectResult:
         """Pass with a Procfile or with descriptor functions that all have a command."""

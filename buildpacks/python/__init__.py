@@ -47,6 +47,10 @@ class PythonBuildpack:
     version = "0.1.0"
     api = BUILDPACK_API
     description = "Runs Python handlers (pip, uv.lock or poetry.lock dependencies) under the shim."
+    # Layer reuse is keyed by the app's files and the interpreter, never by the index.
+    hermetic = True
+    tools = ("python3", "python3.10", "python3.11", "python3.12", "python3.13", "pip", "uv",
+             "poetry")
 
     def detect(self, ctx: DetectContext) -> DetectResult:
         """Pass for Python descriptor functions, or infer one beside a dependency manifest."""

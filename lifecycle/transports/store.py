@@ -13,13 +13,12 @@ which ``gc`` and ``verify`` delete once its pid is gone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle import jsonutil
+from lifecycle import jsonutil, paths
 from lifecycle.blobs import digest_of, find_temps, recover_temps
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, InvalidReference
 from lifecycle.image import Image
@@ -31,12 +30,7 @@ DEFAULT_PLATFORM = "linux/amd64"
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
     """``$HYBRIDLESS_HOME``, else ``$XDG_DATA_HOME/hybridless``, else under ``~/.local/share``."""
-    env = os.environ if environ is None else environ
-    if env.get("HYBRIDLESS_HOME"):
-        return Path(env["HYBRIDLESS_HOME"])
-    if env.get("XDG_DATA_HOME"):
-        return Path(env["XDG_DATA_HOME"]) / "hybridless"
-    return Path.home() / ".local" / "share" / "hybridless"
+    return paths.store_home(environ)
 
 
 @dataclass(frozen=True)

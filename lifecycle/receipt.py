@@ -1,0 +1,296 @@
+"""Build receipts: a no-change rebuild answered without loading a buildpack.
+
+A no-change rebuild through every phase costs more in imports (pluggy, the buildpacks, the
+image model) than in work. So, after a build into the local store succeeds, the lifecycle
+writes a *receipt*: what the build observed before it started, and the digest it stored under
+each reference. The next build of the same request observes again, before importing anything
+heavy; when nothing differs and the store still holds the result, it prints the recorded
+result and stops. ``build --full`` always runs every phase.
+
+What is observed (a change in any of them means a full build):
+
+- the request: every ``build`` option that shapes the image, and the lifecycle's version;
+- the whole environment, since buildpacks read it;
+- every entry under the app directory, excluded files included (``.npmrc`` and ``.env`` shape
+  installs without reaching a layer): its path, type, mode, size, mtime, ctime, inode and link
+  target; an edit that restores the size and mtime still moves the ctime;
+- the directories on ``sys.path`` (installing or removing a plugin changes them) and on
+  ``PATH``, and the descriptor when it lies outside the app;
+- recorded after the build: the files of every Python module the build ran (the lifecycle,
+  pluggy, the buildpacks: an edited buildpack is seen), the programs the buildpacks name in
+  ``tools`` (where ``PATH`` finds them, and their size, mtime and inode), and the run image
+  (a layout's ``index.json``, an archive file, or the digest a store reference names).
+
+Rules that keep it sound:
+
+- The observation is taken before detect starts, so a file edited while the build runs makes
+  the next observation differ.
+- Filesystem clocks are coarse: a write in the same tick as the observation could keep every
+  field equal. So the observation also hashes the content of every file whose mtime or ctime
+  is less than :data:`RACY_NS` old, and a later lookup compares those contents too (git's
+  "racily clean" rule).
+- Only groups whose buildpacks all declare ``hermetic = True`` get a receipt: their result
+  depends on nothing but the inputs above. A buildpack that asks the network or the clock
+  leaves the attribute out and is always run.
+- Registry references (as destination or run image) get no receipt: a remote tag can move
+  without anything here changing.
+- The store must still name the recorded digest under every reference, with every blob present
+  (``rm`` and ``gc`` are seen).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lifecycle import __version__, paths
+
+FORMAT = 1
+"""Receipt file format; a receipt of another format is ignored."""
+
+RACY_NS = 2_000_000_000
+"""Files changed this close to the observation are checked by content as well (see above)."""
+
+
+class Observation:
+    """What one build request saw before it started: the receipt's key and its parts' digests."""
+
+    __slots__ = ("app_dir", "fresh", "parts", "receipt_path")
+
+    def __init__(self, receipt_path: Path, parts: dict[str, str], app_dir: str,
+                 fresh: dict[str, str]) -> None:
+        self.receipt_path = receipt_path
+        self.parts = parts
+        self.app_dir = app_dir
+        self.fresh = fresh
+        """Content digests of the app's files that changed less than RACY_NS ago."""
+
+
+def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
+            descriptor: str | None) -> Observation:
+    """Observe the request, the environment and the app tree (see the module docstring)."""
+    started_ns = time.time_ns()
+    request_json = json.dumps({**request, "lifecycle": __version__, "python": sys.executable},
+                              sort_keys=True)
+    request_key = _sha(request_json)
+    root = Path(cache_dir) if cache_dir else paths.cache_root()
+    tree = hashlib.sha256()
+    fresh = {name: _content(os.path.join(app_dir, name))
+             for name in _walk(app_dir, tree, started_ns - RACY_NS)}
+    places = hashlib.sha256()
+    search = os.environ.get("PATH", "").split(os.pathsep)
+    for directory in [*sys.path, *search, *([descriptor] if descriptor else [])]:
+        places.update(f"{directory}\0{_signature(directory or '.')}\n".encode())
+    env = "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items()))
+    parts = {"request": request_key, "environment": _sha(env), "paths": places.hexdigest(),
+             "app": tree.hexdigest()}
+    return Observation(root / "receipts" / f"{request_key}.json", parts, app_dir, fresh)
+
+
+def lookup(observed: Observation, log: Any) -> dict[str, Any] | None:
+    """The recorded ``build`` document when nothing changed and the store still holds it."""
+    try:
+        receipt = json.loads(observed.receipt_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(receipt, dict) or receipt.get("format") != FORMAT:
+        return None
+    why = _difference(receipt, observed)
+    if why is not None:
+        log.debug("receipt %s not used: %s", observed.receipt_path.name, why)
+        return None
+    document: dict[str, Any] = receipt["document"]
+    return document
+
+
+def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool,
+           tools: Iterable[str], run_image: Mapping[str, Any] | None,
+           outputs: Mapping[str, Any] | None, log: Any) -> bool:
+    """Write the receipt for a build that just succeeded; False when it does not qualify.
+
+    ``run_image`` says how to recheck the base (see :func:`local_source`), ``outputs`` is
+    ``{"store": dir, "names": [...], "digest": d, "blobs": [...]}``; None for either means the
+    build involved a registry (or another place that cannot be rechecked locally).
+    """
+    why = None
+    if not hermetic:
+        why = "a buildpack of the group is not hermetic"
+    elif run_image is None or outputs is None:
+        why = "the run image or the destination is not local"
+    if why is not None:
+        log.debug("no receipt recorded: %s", why)
+        observed.receipt_path.unlink(missing_ok=True)
+        return False
+    receipt = {
+        "format": FORMAT,
+        "parts": observed.parts,
+        "app": observed.app_dir,
+        "fresh": observed.fresh,
+        "modules": _module_signatures(),
+        "tools": _tool_signatures(tools),
+        "run_image": dict(run_image or {}),
+        "outputs": dict(outputs or {}),
+        "document": dict(document),
+    }
+    path = observed.receipt_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_text(json.dumps(receipt, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a receipt only saves time
+        log.debug("no receipt recorded: %s", exc)
+        return False
+    return True
+
+
+def local_source(transport: str, path: str, store_root: str | None, name: str | None,
+                 digest: str | None) -> dict[str, Any] | None:
+    """How to recheck a run image later, or None when it is remote."""
+    if transport == "oci":
+        index = os.path.join(path, "index.json")
+        return {"file": index, "signature": _signature(index)}
+    if transport in ("oci-archive", "docker-archive"):
+        return {"file": path, "signature": _signature(path)}
+    if transport == "store" and store_root and name and digest:
+        return {"store": store_root, "name": name, "digest": digest}
+    return None
+
+
+# ------------------------------------------------------------------------------ internals
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _signature(path: str) -> list[int] | None:
+    """Size, mtime, ctime, inode and mode of ``path`` (without following a last symlink)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
+
+
+def _content(path: str) -> str:
+    """The sha256 of a file's content ("" when it cannot be read)."""
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return ""
+
+
+def _walk(top: str, digest: Any, fresh_after_ns: int) -> list[str]:
+    """Feed every entry under ``top`` into ``digest`` in a fixed order; return the regular
+    files whose mtime or ctime is ``fresh_after_ns`` or later."""
+    fresh = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        directory = os.path.join(top, rel) if rel else top
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            digest.update(f"{rel}\0!{exc.errno}\n".encode())
+            continue
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                digest.update(f"{name}\0gone\n".encode("utf-8", "surrogateescape"))
+                continue
+            target = os.readlink(entry.path) if entry.is_symlink() else ""
+            digest.update(f"{name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                          f"{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\0{target}\n"
+                          .encode("utf-8", "surrogateescape"))
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(name)
+            elif entry.is_file(follow_symlinks=False) and \
+                    max(st.st_mtime_ns, st.st_ctime_ns) >= fresh_after_ns:
+                fresh.append(name)
+    return fresh
+
+
+def _module_signatures() -> list[list[Any]]:
+    """The files of the non-standard-library modules this process has imported."""
+    import sysconfig
+
+    stdlib = tuple(os.path.join(sysconfig.get_paths()[key], "")
+                   for key in ("stdlib", "platstdlib"))
+    files = sorted({f for m in list(sys.modules.values())
+                    if isinstance(f := getattr(m, "__file__", None), str)
+                    and not f.startswith(stdlib)})
+    return [[f, _signature(f)] for f in files]
+
+
+def _tool_signatures(tools: Iterable[str]) -> list[list[Any]]:
+    """Where ``PATH`` finds each tool now, and that file's signature."""
+    import shutil
+
+    rows = []
+    for tool in sorted(set(tools)):
+        found = shutil.which(tool)
+        real = os.path.realpath(found) if found else None
+        rows.append([tool, real, _signature(real) if real else None])
+    return rows
+
+
+def _difference(receipt: Mapping[str, Any], observed: Observation) -> str | None:
+    """Why the receipt does not answer this observation, or None when it does."""
+    recorded = receipt.get("parts") or {}
+    for part, value in observed.parts.items():
+        if recorded.get(part) != value:
+            return f"the {part} changed"
+    for name, content in (receipt.get("fresh") or {}).items():
+        if _content(os.path.join(observed.app_dir, name)) != content:
+            return f"{name} changed within a timestamp tick"
+    for path, signature in receipt.get("modules") or ():
+        if _signature(path) != signature:
+            return f"{path} changed"
+    if receipt.get("tools") and _tool_signatures(t[0] for t in receipt["tools"]) != \
+            receipt["tools"]:
+        return "a build tool on PATH changed"
+    run_image = receipt.get("run_image") or {}
+    if "file" in run_image:
+        if _signature(run_image["file"]) != run_image.get("signature"):
+            return "the run image changed"
+    elif not _store_names(run_image.get("store"), [run_image.get("name")],
+                          run_image.get("digest")):
+        return "the run image's reference moved"
+    outputs = receipt.get("outputs") or {}
+    if not _store_names(outputs.get("store"), outputs.get("names") or [], outputs.get("digest")):
+        return "the store no longer names the built image"
+    blobs = Path(str(outputs["store"])) / "blobs"
+    for digest in outputs.get("blobs") or ():
+        algorithm, _, hexdigest = str(digest).partition(":")
+        if not (blobs / algorithm / hexdigest).is_file():
+            return f"the store lost blob {digest}"
+    return None
+
+
+def _store_names(store: Any, names: Sequence[Any], digest: Any) -> bool:
+    """Whether the store at ``store`` names ``digest`` under every one of ``names``, only."""
+    if not store or not names or not digest:
+        return False
+    try:
+        index = json.loads((Path(str(store)) / "index.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    named: dict[str, set[str]] = {}
+    for entry in index.get("manifests") or ():
+        name = (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        if name is not None:
+            named.setdefault(name, set()).add(entry.get("digest"))
+    return all(named.get(name) == {digest} for name in names)
