@@ -199,6 +199,11 @@ class Buildpack:
     version = __version__
     api = BUILDPACK_API
     description = "Greets with the text of @MARKER@ (a skeleton to build on)."
+    # True while build() reads only the app, the descriptor, the environment and `tools`:
+    # an unchanged rebuild is then answered without running it. Set it to False once the
+    # build asks the network or the clock.
+    hermetic = True
+    tools: tuple[str, ...] = ()
 
     def detect(self, ctx: DetectContext) -> DetectResult:
         """Pass when the app has the marker file."""
