@@ -6,16 +6,17 @@ Two apps on the same locally built Debian base (bookworm with Node.js and npm): 
 running ``bench/peers/Dockerfile.node`` (lockfile, ``npm ci --omit=dev``, then the source) or
 ``bench/peers/Dockerfile.procfile``, from the same base loaded into the engine.
 
-For each app it measures a cold build (no cache at all), a one-file change, no change and,
-for the Node app, a dependency change; for ours into the local store (``name:tag``) and
-into the Docker daemon. The daemon sink does not exist yet, so that column is a
+For each app it measures a cold build (no cache at all), a one-file change, no change (ours
+answers that from the last build's receipt, see ``lifecycle/receipt.py``), no change through
+every phase (``build --full``: what ours costs when no receipt applies) and, for the Node app,
+a dependency change; for ours into the local store (``name:tag``) and into the Docker daemon. The daemon sink does not exist yet, so that column is a
 ``docker-archive:`` build followed by ``docker load``, which reads the whole archive, base
 layers included. Contenders run in turn (docker, ours → store, ours → daemon), one
 warm-up round and then ``--pairs`` measured rounds, and the medians are printed with the
 ratio ours/docker.
 
 Usage: python bench/rebuild.py [--pairs 5] [--apps node,procfile]
-                               [--scenarios cold,one-file,no-change,deps] [--dir DIR]
+                               [--scenarios cold,one-file,no-change,no-change-full,deps] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from _common import (
     Timings,
     alternate,
     docker_ready,
+    install_ours,
     machine,
     median,
     ratio,
@@ -50,11 +52,10 @@ from _common import (
     run,
     seconds,
     table,
-    warm_bytecode,
 )
 
 PEERS = Path(__file__).resolve().parent / "peers"
-SCENARIOS = ("cold", "one-file", "no-change", "deps")
+SCENARIOS = ("cold", "one-file", "no-change", "no-change-full", "deps")
 APPS = ("node", "procfile")
 # The extra dependency of the "deps" scenario: small, with no dependencies of its own, and
 # not already in the example's tree, so that installing it downloads something.
@@ -103,6 +104,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    parser.add_argument("--ours", choices=("venv", "checkout"), default="venv",
+                        help="run our CLI from a fresh venv install (default) or the checkout")
     args = parser.parse_args(argv)
     apps = [a for a in args.apps.split(",") if a]
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -116,7 +119,7 @@ def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="rebuild-bench-", dir=args.dir))
     try:
         base_ref, docker_base = _base(scratch)
-        warm_bytecode()
+        install_ours(scratch, args.ours)
         print(f"machine: {machine()}")
         print(f"base: {base_ref} (in Docker as {docker_base})")
         print(f"note: {BYTECODE_NOTE}; 'daemon' is docker-archive: + docker load")
@@ -170,15 +173,19 @@ def _contenders(app: App, scenario: str) -> list[Contender]:
                 app.set_deps(state[who])
         return before
 
-    if scenario == "no-change":
+    if scenario.startswith("no-change"):
         # The stat index distrusts files changed within a second of the previous build's
         # start (appindex's rule); a user's no-change rebuild comes later than that.
         time.sleep(1.1)
     cold = scenario == "cold"
+    # "no-change-full" is the no-change rebuild through every phase (`build --full`): what
+    # a rebuild costs when the receipt cannot answer, e.g. with a non-hermetic buildpack.
+    extra = ("--full",) if scenario == "no-change-full" else ()
     return [
         Contender("docker build", lambda: app.peer.build(no_cache=cold),
                   prepare("peer", lambda: None)),
-        Contender("ours → store", app.store.build, prepare("store", app.store.forget)),
+        Contender("ours → store", lambda: app.store.build(extra=extra),
+                  prepare("store", app.store.forget)),
         Contender("ours → daemon", lambda: app.daemon.build_and_load(app.archive, name + "ours"),
                   prepare("daemon", app.daemon.forget)),
     ]

@@ -40,13 +40,13 @@ from _common import (
     Timings,
     alternate,
     docker_ready,
+    install_ours,
     machine,
     median,
     ratio,
     remove_docker_image,
     seconds,
     table,
-    warm_bytecode,
 )
 
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -84,6 +84,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    parser.add_argument("--ours", choices=("venv", "checkout"), default="venv",
+                        help="run our CLI from a fresh venv install (default) or the checkout")
     args = parser.parse_args(argv)
     shapes = [Shape(*s) for s in (FULL if args.full else QUICK)]
     if not docker_ready():
@@ -94,7 +96,7 @@ def main(argv: list[str]) -> int:
         if args.full:
             _check_disk(scratch, shapes)
         base_ref, docker_base = _base(scratch)
-        warm_bytecode()
+        install_ours(scratch, args.ours)
         print(f"machine: {machine()}")
         print(f"base: {base_ref} (in Docker as {docker_base})")
         print(f"note: {BYTECODE_NOTE}")
