@@ -8,11 +8,14 @@ and sizes over 8 GiB, go into PAX extended headers whose own fields are fixed to
 Compression is pinned to python-isal at one level behind a hand-written gzip header, so the
 compressed digest depends on nothing but the tar bytes. The tar stream is cut into blocks of
 exactly ``BLOCK`` bytes whatever sizes the files are read in (isal's output depends on how its
-input is split). Each block is deflated on its own, primed with the previous 32 KiB as a
-dictionary and ended with a sync flush, the way pigz does it: the blocks can then be compressed
-on both cores at once while the calling thread reads files and hashes, and the result is still
-one ordinary gzip member. The blob is flushed to disk behind the writer, so the fsync that must
-come before the rename has little left to wait for.
+input is split). Each block becomes one gzip member of its own (RFC 1952 §2.2: a gzip file is
+a series of members, and every gzip reader, Go's included, reads them all): the blocks are
+then deflated by isal's one-shot call on both cores at once while the calling thread reads
+files and hashes. Measured here, a one-shot member costs about a sixth less CPU than
+deflating the same block through a stream object primed with the previous block and ended
+with a sync flush (pigz's way of keeping one member), for 0.2 % more output. The blob is
+flushed to disk behind the writer, so the fsync that must come before the rename has little
+left to wait for.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import stat
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,24 +32,23 @@ from io import BufferedWriter
 from pathlib import Path
 
 import isal
-from isal import isal_zlib
+from isal import igzip_lib, isal_zlib
 
 from lifecycle.errors import BuildError
 from lifecycle.tree import Entry
 
 DEFAULT_MTIME = 315532801  # 1980-01-01T00:00:01Z (CONTRACT §4); callers pass SOURCE_DATE_EPOCH
 LEVEL = 2  # measured here: faster than level 1 on mixed data, and smaller output
-COMPRESSOR = f"isal-{isal.__version__}/gzip-{LEVEL}"
 BLOCK = 1 << 20
+# Everything the blob's bytes depend on besides the tar: the library, the level, the framing.
+COMPRESSOR = f"isal-{isal.__version__}/gzip-{LEVEL}/members-of-{BLOCK >> 20}MiB"
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 
-_WINDOW = 32 * 1024  # deflate's history: the dictionary handed from one block to the next
 _IN_FLIGHT = 4  # blocks being compressed at once; bounds memory to a few MiB
 _THREADS = 2  # deflate workers; the calling thread reads, hashes and writes meanwhile
 _SYNC_EVERY = 16 << 20  # compressed bytes between background flushes
 # Magic, deflate, no flags, mtime 0, XFL 4 ("fastest"), OS 255 ("unknown"): never host-dependent.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
-_FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set ends the deflate stream
 _MAX_OCTAL_11 = 8**11 - 1
 
 
@@ -114,40 +115,32 @@ def tar_bytes_iter(
 def _compress(
     blocks: Iterable[bytes], out: _FlushBehind, pool: ThreadPoolExecutor
 ) -> tuple[str, str, int]:
-    """Gzip ``blocks`` into ``out``, deflating on ``pool``; return (diff_id, digest, size)."""
+    """Gzip ``blocks`` into ``out``, a member each, on ``pool``: (diff_id, digest, size)."""
     tar_hash, gz_hash = hashlib.sha256(), hashlib.sha256()
-    crc, length = 0, 0
     written = 0
 
-    def emit(data: bytes) -> None:
+    def emit(parts: tuple[bytes, ...]) -> None:
         nonlocal written
-        gz_hash.update(data)
-        out.write(data)
-        written += len(data)
+        for data in parts:
+            gz_hash.update(data)
+            out.write(data)
+            written += len(data)
 
-    emit(_GZIP_HEADER)
-    history = b""
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[tuple[bytes, ...]]] = deque()
     for block in blocks:
-        pending.append(pool.submit(_deflate_block, block, history))
+        pending.append(pool.submit(_member, block))
         tar_hash.update(block)
-        crc = isal_zlib.crc32(block, crc)
-        length += len(block)
-        history = block[-_WINDOW:]
         while len(pending) > _IN_FLIGHT:
             emit(pending.popleft().result())
     while pending:
         emit(pending.popleft().result())
-    emit(_FINAL_BLOCK)
-    emit(struct.pack("<II", crc, length & 0xFFFFFFFF))
     return f"sha256:{tar_hash.hexdigest()}", f"sha256:{gz_hash.hexdigest()}", written
 
 
-def _deflate_block(block: bytes, history: bytes) -> bytes:
-    """Deflate one block on its own, primed with the bytes that precede it in the stream."""
-    args = (LEVEL, isal_zlib.DEFLATED, -15, isal_zlib.DEF_MEM_LEVEL, isal_zlib.Z_DEFAULT_STRATEGY)
-    compressor = isal_zlib.compressobj(*args, history) if history else isal_zlib.compressobj(*args)
-    return compressor.compress(block) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+def _member(block: bytes) -> tuple[bytes, bytes, bytes]:
+    """One gzip member holding ``block``: header, deflate stream, CRC-32 and length."""
+    deflated = igzip_lib.compress(block, LEVEL, igzip_lib.COMP_DEFLATE)
+    return _GZIP_HEADER, deflated, struct.pack("<II", isal_zlib.crc32(block), len(block))
 
 
 class _FlushBehind:
@@ -238,25 +231,30 @@ class _Blocks:
 
 
 def _file_data(entry: Entry, blocks: _Blocks, read_size: int) -> Iterator[bytes]:
-    """Stream a regular file's content and padding, refusing a file whose size changed."""
+    """Stream a regular file's content and padding, refusing a file whose size changed.
+
+    Three system calls for a small file (open, one readv, close): the last read carries a
+    one-byte probe, which a file that grew since the scan fills. O_NOFOLLOW refuses a file
+    swapped for a symlink since the scan; O_NONBLOCK keeps one swapped for a FIFO or a device
+    from blocking, and what such a file yields fails the size check.
+    """
     if entry.source is None:
         raise ValueError(f"file entry {entry.name} has no source")
-    # O_NOFOLLOW: a file swapped for a symlink since the scan must not pull in its target.
-    fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
-            raise _changed(entry)
         remaining = entry.size
         while remaining:
-            n = os.readv(fd, [blocks.space(min(read_size, remaining))])
-            if not n:
+            want = min(read_size, remaining)
+            space = blocks.space(want)
+            last = len(space) == remaining
+            n = os.readv(fd, [space, bytearray(1)] if last else [space])
+            if not n or n > remaining:
                 raise _changed(entry)
             remaining -= n
             blocks.advance(n)
             yield from blocks.take()
-        if os.read(fd, 1):
-            raise _changed(entry)
+    except (IsADirectoryError, BlockingIOError):
+        raise _changed(entry) from None
     finally:
         os.close(fd)
     blocks.put(bytes(-entry.size % 512))

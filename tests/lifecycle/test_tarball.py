@@ -36,7 +36,7 @@ def hostile_app(root: Path) -> Path:
         "exactly-512.bin": bytes(range(256)) * 2,
         "empty-file": b"",
         "big/blob.bin": rng.randbytes(BLOCK + BLOCK // 2 + 3),
-        # Compressible across block boundaries: deflate refers back into the previous block.
+        # Compressible text that spans a block boundary, so it lands in two gzip members.
         "big/text.txt": b"".join(
             b"line %d of a repetitive log\n" % (i % 977) for i in range(99_000)
         ),
@@ -133,10 +133,23 @@ def test_tar_bytes_come_in_fixed_size_blocks(entries: list[Entry]) -> None:
     assert 0 < sizes[-1] <= BLOCK
 
 
+def test_each_block_of_tar_is_one_gzip_member(blob: Blob, entries: list[Entry]) -> None:
+    import zlib
+
+    expected = list(tar_bytes_iter(entries))
+    data, members = blob.path.read_bytes(), []
+    while data:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)  # exactly one gzip member
+        members.append(member.decompress(data))
+        assert member.eof
+        data = member.unused_data
+    assert len(expected) >= 2 and members == expected
+
+
 def test_the_compressor_is_recorded_with_its_pinned_version() -> None:
     import isal
 
-    assert tarball.COMPRESSOR == f"isal-{isal.__version__}/gzip-{tarball.LEVEL}"
+    assert tarball.COMPRESSOR == f"isal-{isal.__version__}/gzip-{tarball.LEVEL}/members-of-1MiB"
 
 
 # --- readers agree ----------------------------------------------------------------------------
@@ -356,16 +369,28 @@ def test_no_entries_make_an_empty_archive(tmp_path: Path) -> None:
 # --- refusing to write a corrupt layer ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", ["grow", "shrink", "replace-with-symlink"])
+@pytest.mark.parametrize(
+    "change",
+    ["grow", "shrink", "replace-with-symlink", "small-grows", "small-shrinks",
+     "replace-with-fifo", "replace-with-directory"],
+)
 def test_a_file_that_changed_since_the_scan_is_refused(
     app: Path, entries: list[Entry], tmp_path: Path, change: str
 ) -> None:
-    victim = app / "big/blob.bin"
-    if change == "grow":
+    # A big file takes several reads; a small one is read in one call with the growth probe.
+    small = change.startswith(("small", "replace-with-fifo", "replace-with-directory"))
+    victim = app / ("private.key" if small else "big/blob.bin")
+    if change.endswith("grows") or change == "grow":
         with open(victim, "ab") as f:
             f.write(b"more")
-    elif change == "shrink":
+    elif change.endswith("shrinks") or change == "shrink":
         os.truncate(victim, 10)
+    elif change == "replace-with-fifo":
+        victim.unlink()
+        os.mkfifo(victim)  # opening it must not block the build
+    elif change == "replace-with-directory":
+        victim.unlink()
+        victim.mkdir()
     else:
         victim.unlink()
         victim.symlink_to(app / "index.js")
