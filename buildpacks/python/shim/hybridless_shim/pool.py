@@ -1,12 +1,12 @@
-"""A bounded thread pool for sync handlers that wakes as few threads as keep the queue moving.
+"""A bounded thread pool for sync handlers that hands work over in batches, not one job at a time.
 
 ``ThreadPoolExecutor`` wakes one thread per job and reports each result with its own write to
 the loop's self-pipe. Under load on a small machine every one of those is a GIL hand-off and
-a context switch, which costs more than a trivial handler. Here a worker is woken at most once
-per loop turn, with the turn's whole batch, and one awake worker drains the queue while it
-keeps up; another is woken only when the queue stops moving (a slow handler
-holds its thread), so concurrency still grows to the bound for I/O-bound handlers. Results
-reach the loop in batches, one wake-up per batch.
+a context switch, which costs more than a trivial handler. Here the loop queues a turn's jobs
+and wakes a worker once, after the turn; one awake worker drains the queue while it keeps up;
+results go back in one batch, with one self-pipe write while the loop has not drained the last.
+Another worker is woken only when a call blocks (a slow or I/O-bound handler holds its thread),
+so concurrency still grows to the bound where it helps.
 """
 
 from __future__ import annotations
@@ -18,21 +18,27 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-# A job that waits this long while every awake worker is inside a call gets a new worker.
-STALL_S = 0.002
+# A call running this long holds its worker: queued jobs get more workers.
+# Longer than a few GIL switch intervals (5 ms), so that a worker merely waiting for the GIL
+# while the loop parses the next batch does not count as stuck and wake thread after thread.
+STALL_S = 0.02
+
+_clock = time.monotonic
 
 Job = tuple[Callable[[Any], Any], Any, Callable[[Any, Any], None]]
 
 
 class _Worker:
-    __slots__ = ("busy_since", "idle", "wake")
+    __slots__ = ("asleep", "in_call", "since", "wake")
 
     def __init__(self) -> None:
         self.wake = threading.Lock()
         self.wake.acquire()
-        self.idle = False
-        # monotonic() when the current call began; 0.0 between calls.
-        self.busy_since = 0.0
+        self.asleep = False
+        # Whether a call runs now and since when (monotonic): the loop reads both without a
+        # lock, and a stale value only hastens or delays one wake-up by a check interval.
+        self.in_call = False
+        self.since = 0.0
 
 
 class WorkerPool:
@@ -42,6 +48,8 @@ class WorkerPool:
         self.size = size
         self.loop = loop
         self.name = name
+        # Guards the idle list and the awake count; the deques need no lock (the GIL makes
+        # append and popleft atomic).
         self._lock = threading.Lock()
         self._jobs: deque[Job] = deque()
         self._workers: list[_Worker] = []
@@ -63,8 +71,7 @@ class WorkerPool:
     ) -> None:
         """Queue ``fn(arg)``; ``callback(arg, result)`` runs on the loop thread."""
         # Passing ``arg`` back spares the caller a closure per job.
-        with self._lock:
-            self._jobs.append((fn, arg, callback))
+        self._jobs.append((fn, arg, callback))
         # Wake a worker once the loop has read everything that arrived with this job, not
         # now: a worker woken per job runs it while the loop thread still parses the next
         # request, and the two trade the GIL, two context switches a request on one core.
@@ -72,28 +79,25 @@ class WorkerPool:
         if not self._kick_pending:
             self._kick_pending = True
             self.loop.call_soon(self._kick)
-        if self._stall_timer is None:
-            self._stall_timer = self.loop.call_later(STALL_S, self._check_stall)
 
     def _kick(self) -> None:
         self._kick_pending = False
+        if not self._jobs:
+            return
         with self._lock:
-            if self._jobs and (self._awake == 0 or self._all_stuck(time.monotonic())):
+            # A worker re-checks the queue under this lock before it sleeps, so either it
+            # sees these jobs or it is counted idle here. An awake worker stuck in a long
+            # call (a handler past its deadline) would leave them waiting for the stall check.
+            if self._awake == 0 or self._all_blocked():
                 self._wake_locked(1)
-
-    def _all_stuck(self, now: float) -> bool:
-        # Workers between calls will take the job soon; only calls running for a while block it.
-        cutoff = now - STALL_S
-        for worker in self._workers:
-            if not worker.idle and not (0.0 < worker.busy_since < cutoff):
-                return False
-        return True
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(STALL_S, self._check_stall)
 
     def _wake_locked(self, count: int) -> None:
         for _ in range(count):
             if self._idle:
                 worker = self._idle.pop()
-                worker.idle = False
+                worker.asleep = False
                 self._awake += 1
                 worker.wake.release()
             elif len(self._workers) < self.size:
@@ -110,12 +114,20 @@ class WorkerPool:
             else:
                 return
 
+    def _all_blocked(self) -> bool:
+        """True when some worker is awake and every awake one is STALL_S into a call."""
+        cutoff = time.monotonic() - STALL_S
+        for worker in self._workers:
+            if not worker.asleep and not (worker.in_call and worker.since < cutoff):
+                return False
+        return self._awake > 0
+
     def _check_stall(self) -> None:
         self._stall_timer = None
+        if self._closed or not self._jobs:
+            return  # the next kick arms the timer again
         with self._lock:
-            if not self._jobs:
-                return
-            if self._all_stuck(time.monotonic()):
+            if self._all_blocked():
                 self._wake_locked(len(self._jobs))
         self._stall_timer = self.loop.call_later(STALL_S, self._check_stall)
 
@@ -123,26 +135,31 @@ class WorkerPool:
         # Sync handlers that drive asyncio themselves (Mangum calls get_event_loop() and
         # run_until_complete()) expect what Lambda's main thread has: a loop, not running.
         asyncio.set_event_loop(asyncio.new_event_loop())
-        lock = self._lock
         jobs = self._jobs
-        while not self._closed:
-            with lock:
-                if jobs:
-                    fn, arg, callback = jobs.popleft()
-                    worker.busy_since = time.monotonic()
-                else:
-                    fn = None
-                    worker.busy_since = 0.0
-                    worker.idle = True
+        results = self._results
+        while True:
+            try:
+                fn, arg, callback = jobs.popleft()
+            except IndexError:
+                with self._lock:
+                    if jobs:
+                        continue
+                    if self._closed:
+                        return
+                    worker.asleep = True
                     self._awake -= 1
                     self._idle.append(worker)
-            if fn is None:
                 worker.wake.acquire()
                 if self._closed:
                     return
                 continue
+            worker.since = _clock()
+            worker.in_call = True
             result = fn(arg)
-            self._results.append((callback, arg, result))
+            worker.in_call = False
+            results.append((callback, arg, result))
+            # One wake-up of the loop per batch: the flag is cleared before the loop drains
+            # the deque, so a result appended after the drain began always schedules another.
             if not self._flush_pending:
                 self._flush_pending = True
                 try:

@@ -15,6 +15,9 @@ TIMEOUT_BODY = b'{"message":"Endpoint request timed out"}'
 TOO_LARGE_BODY = b'{"message":"Request Entity Too Large"}'
 
 
+_new_response = object.__new__
+
+
 class MalformedResult(ValueError):
     """The handler returned something the front end cannot turn into a response."""
 
@@ -128,7 +131,13 @@ def from_structured(result: dict[str, Any], http_format: str) -> Response:
             headers.extend(("Set-Cookie", _text(c)) for c in cookies)
     if data and not typed and not _has_type(headers):
         headers.append(("Content-Type", JSON_TYPE))
-    return Response(status, headers, data)
+    # Filled directly rather than through __init__: this runs once per answered request.
+    answer: Response = _new_response(Response)
+    answer.status = status
+    answer.headers = headers
+    answer.body = data
+    answer.reason = None
+    return answer
 
 
 def to_response(result: Any, http_format: str) -> Response:
