@@ -9,10 +9,11 @@ running ``bench/peers/Dockerfile.node`` (lockfile, ``npm ci --omit=dev``, then t
 For each app it measures a cold build (no cache at all), a one-file change, no change (ours
 answers that from the last build's receipt, see ``lifecycle/receipt.py``), no change through
 every phase (``build --full``: what ours costs when no receipt applies) and, for the Node app,
-a dependency change; for ours into the local store (``name:tag``) and into the Docker daemon. The daemon sink does not exist yet, so that column is a
-``docker-archive:`` build followed by ``docker load``, which reads the whole archive, base
-layers included. Contenders run in turn (docker, ours → store, ours → daemon), one
-warm-up round and then ``--pairs`` measured rounds, and the medians are printed with the
+a dependency change; for ours into the local store (``name:tag``) and into the Docker
+daemon. The daemon sink does not exist yet, so that column is a ``docker-archive:`` build
+followed by ``docker load``, which reads the whole archive, base layers included.
+Contenders run in turn (docker, ours → store, ours → daemon), one warm-up round and then
+``--pairs`` measured rounds, and the medians are printed with the
 ratio ours/docker.
 
 Usage: python bench/rebuild.py [--pairs 5] [--apps node,procfile]
