@@ -10,7 +10,8 @@ result and stops. ``build --full`` always runs every phase.
 What is observed (a change in any of them means a full build):
 
 - the request: every ``build`` option that shapes the image, and the lifecycle's version;
-- the whole environment, since buildpacks read it;
+- the whole environment, since buildpacks read it (but for a shell's own ``OLDPWD``,
+  ``SHLVL`` and ``_``);
 - every entry under the app directory, excluded files included (``.npmrc`` and ``.env`` shape
   installs without reaching a layer): its path, type, mode, size, mtime, ctime, inode and link
   target; an edit that restores the size and mtime still moves the ctime;
@@ -54,6 +55,9 @@ from lifecycle import __version__, paths
 FORMAT = 1
 """Receipt file format; a receipt of another format is ignored."""
 
+_SHELL_ONLY = frozenset({"OLDPWD", "SHLVL", "_"})
+"""Variables a shell rewrites for its own bookkeeping (a ``cd``, a nested shell): not inputs."""
+
 RACY_NS = 2_000_000_000
 """Files changed this close to the observation are checked by content as well (see above)."""
 
@@ -87,7 +91,7 @@ def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
     search = os.environ.get("PATH", "").split(os.pathsep)
     for directory in [*sys.path, *search, *([descriptor] if descriptor else [])]:
         places.update(f"{directory}\0{_signature(directory or '.')}\n".encode())
-    env = "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items()))
+    env = "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k not in _SHELL_ONLY)
     parts = {"request": request_key, "environment": _sha(env), "paths": places.hexdigest(),
              "app": tree.hexdigest()}
     return Observation(root / "receipts" / f"{request_key}.json", parts, app_dir, fresh)
