@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -324,6 +325,72 @@ def test_keep_alive_reuses_the_connection_and_outlasts_alb_idle() -> None:
         conn.close()
     finally:
         shim.stop()
+
+
+UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_request_ids_stay_distinct_v4_uuids_across_pool_refills() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="ids")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    seen: set[str] = set()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=5)
+        # The shim formats ids a pool of 256 at a time: cross a few refills.
+        for _ in range(600):
+            conn.request("GET", "/id")
+            answer = json.loads(conn.getresponse().read())
+            assert UUID_V4.match(answer["requestId"]), answer["requestId"]
+            assert answer["awsRequestId"] == answer["requestId"]
+            seen.add(answer["requestId"])
+        conn.close()
+    finally:
+        shim.stop()
+    assert len(seen) == 600
+
+
+def test_header_names_map_the_same_beyond_the_name_cache() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="ids")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+
+    def send(conn: http.client.HTTPConnection, headers: list[tuple[str, str]]) -> Any:
+        conn.putrequest("GET", "/names")
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        return json.loads(conn.getresponse().read())
+
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=5)
+        # More distinct names than the shim caches (1024) over two requests (node takes about
+        # a thousand headers per request), then names it never cached.
+        first = send(conn, [(f"h{n}", str(n)) for n in range(1000)])
+        second = send(conn, [(f"h{n}", str(n)) for n in range(1000, 1100)])
+        late = send(conn, [("Late-Name", "1"), ("late-NAME", "2"), ("h7", "x")])
+        conn.close()
+    finally:
+        shim.stop()
+    assert all(first["headers"][f"h{n}"] == str(n) for n in range(1000))
+    assert all(second["multiValueHeaders"][f"h{n}"] == [str(n)] for n in range(1000, 1100))
+    # REST v1 groups names case-insensitively under the first spelling.
+    assert late["headers"]["Late-Name"] == "2" and "late-NAME" not in late["headers"]
+    assert late["multiValueHeaders"]["Late-Name"] == ["1", "2"]
+    assert late["headers"]["h7"] == "x"
+
+
+def test_header_node_refuses_is_a_502_with_its_own_reason() -> None:
+    env = shim_env(HTTPD, ENTRYPOINT="app", ENTRYPOINT_FUNC="badHeaderName")
+    shim = runner.start_shim(ARGV, env=env, cwd=HTTPD)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=5)
+        conn.request("GET", "/bad")
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+    finally:
+        shim.stop()
+    assert (answer.status, answer.reason) == (502, "Bad Gateway")
+    assert json.loads(body) == {"message": "Internal server error"}
 
 
 def test_chunked_body_over_limit_is_413() -> None:

@@ -1,4 +1,6 @@
 // CORS from the CORS setting: preflight answers and the allow-origin header on ordinary responses.
+// Headers here are the flat [name, value, …] lists node's writeHead takes (see response.mjs).
+import { headerIndex } from './response.mjs';
 
 const ALLOW_METHODS = 'GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS';
 
@@ -10,19 +12,18 @@ export function allowedOrigin(cors, origin) {
   return cors.origins.has(origin) ? origin : null;
 }
 
-/** Headers of a preflight answer (empty when the origin is not allowed). */
+/** Headers of a preflight answer (none when the origin is not allowed). */
 export function preflightHeaders(cors, origin) {
   const allow = allowedOrigin(cors, origin);
-  if (allow === null) return { 'content-length': '0' };
-  const headers = {
-    'access-control-allow-origin': allow,
-    'access-control-allow-methods': ALLOW_METHODS,
-    'access-control-max-age': '86400',
-    'content-length': '0',
-  };
-  if (cors.allowHeaders) headers['access-control-allow-headers'] = cors.allowHeaders;
-  if (cors.allowCredentials) headers['access-control-allow-credentials'] = 'true';
-  if (allow !== '*') headers.vary = 'Origin';
+  if (allow === null) return [];
+  const headers = [
+    'access-control-allow-origin', allow,
+    'access-control-allow-methods', ALLOW_METHODS,
+    'access-control-max-age', '86400',
+  ];
+  if (cors.allowHeaders) headers.push('access-control-allow-headers', cors.allowHeaders);
+  if (cors.allowCredentials) headers.push('access-control-allow-credentials', 'true');
+  if (allow !== '*') headers.push('vary', 'Origin');
   return headers;
 }
 
@@ -30,14 +31,12 @@ export function preflightHeaders(cors, origin) {
 export function decorate(cors, origin, headers) {
   const allow = allowedOrigin(cors, origin);
   if (allow === null) return;
-  for (const name of Object.keys(headers)) {
-    if (name.toLowerCase() === 'access-control-allow-origin') return;
-  }
-  headers['access-control-allow-origin'] = allow;
-  if (cors.allowCredentials) headers['access-control-allow-credentials'] = 'true';
+  if (headerIndex(headers, 'access-control-allow-origin') !== -1) return;
+  headers.push('access-control-allow-origin', allow);
+  if (cors.allowCredentials) headers.push('access-control-allow-credentials', 'true');
   if (allow !== '*') {
-    const vary = Object.keys(headers).find((n) => n.toLowerCase() === 'vary');
-    if (vary === undefined) headers.vary = 'Origin';
-    else headers[vary] = [].concat(headers[vary], 'Origin');
+    const vary = headerIndex(headers, 'vary');
+    if (vary === -1) headers.push('vary', 'Origin');
+    else headers[vary + 1] = [].concat(headers[vary + 1], 'Origin');
   }
 }

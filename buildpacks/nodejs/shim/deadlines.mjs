@@ -5,7 +5,10 @@
 // the earliest deadline costs nothing per request, where setTimeout + clearTimeout per request
 // was a measurable share of the shim's own work. Removal only marks an entry (a Set's hashing
 // cost more than the rest of the queue); marked entries are dropped from the front as the
-// queue moves on. The monotonic clock keeps the order true even when the wall clock steps back.
+// queue moves on. The array is never truncated: once every entry is gone, the next one goes
+// back in at slot 0 (setting an array's length is a runtime call, paid on every request when
+// requests finish as fast as they arrive). The monotonic clock keeps the order true even when
+// the wall clock steps back.
 import { performance } from 'node:perf_hooks';
 
 const REMOVED = -1;
@@ -17,7 +20,9 @@ export class DeadlineQueue {
   constructor(timeoutMs) {
     this._timeoutMs = timeoutMs;
     this._entries = [];
+    // Live entries (and removed ones not yet dropped) are _entries[_head .. _tail).
     this._head = 0;
+    this._tail = 0;
     this._timer = null;
     this._expiring = false;
   }
@@ -26,7 +31,8 @@ export class DeadlineQueue {
   add(entry) {
     entry.due = performance.now() + this._timeoutMs;
     this._dropRemoved();
-    this._entries.push(entry);
+    this._entries[this._tail] = entry;
+    this._tail += 1;
     // While expiring, _expire itself arms the timer for whichever entry then leads.
     if (this._timer === null && !this._expiring) this._arm(entry.due);
   }
@@ -38,16 +44,18 @@ export class DeadlineQueue {
 
   _dropRemoved() {
     const entries = this._entries;
+    const tail = this._tail;
     let head = this._head;
-    while (head < entries.length && entries[head].due === REMOVED) {
+    while (head < tail && entries[head].due === REMOVED) {
       entries[head] = undefined;
       head += 1;
     }
-    if (head === entries.length) {
-      entries.length = 0;
+    if (head === tail) {
       head = 0;
-    } else if (head >= COMPACT_AFTER && head * 2 >= entries.length) {
-      this._entries = entries.slice(head);
+      this._tail = 0;
+    } else if (head >= COMPACT_AFTER && head * 2 >= tail) {
+      this._entries = entries.slice(head, tail);
+      this._tail = tail - head;
       head = 0;
     }
     this._head = head;
@@ -71,8 +79,8 @@ export class DeadlineQueue {
     for (;;) {
       this._dropRemoved();
       // Re-read every turn: an expire() callback may add (and so compact) entries.
+      if (this._head === this._tail) return;
       const entry = this._entries[this._head];
-      if (entry === undefined) return;
       if (entry.due > now) {
         this._arm(entry.due);
         return;

@@ -6,6 +6,8 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 const TEXT_TYPES = new Set([
   'application/json', 'application/javascript', 'application/xml', 'application/x-www-form-urlencoded',
 ]);
+// The module's Buffer, not the global one: the global is a getter, called on every use.
+const { Buffer } = buffer;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 // buffer.isUtf8 needs Node 18.14; the fatal decoder is the fallback on older 18s.
 const isUtf8 = buffer.isUtf8 || ((bytes) => {
@@ -17,25 +19,53 @@ const isUtf8 = buffer.isUtf8 || ((bytes) => {
   }
 });
 
-// Request ids come from one large random pool, refilled rarely: node's randomUUID refills its
-// own 2 KB pool every 128 ids, and that refill was a visible share of each request's work.
-const UUID_POOL_IDS = 4096;
-const uuidPool = Buffer.allocUnsafe(16 * UUID_POOL_IDS);
+// Request ids come from a pool of random bytes, refilled once per UUID_POOL_IDS ids: node's
+// randomUUID refills its own 2 KB pool every 128 ids, and that refill was a visible share of
+// each request's work. Each refill also formats the whole pool into one string, so an id is a
+// 36-character slice of it (V8 shares the characters): about a quarter of the work of
+// assembling each id from 20 pieces. A slice keeps its pool's text alive, so pools stay
+// small: an id that a handler keeps for long holds on to 9 KB, not to a day's worth of ids.
+const UUID_POOL_IDS = 256;
+const UUID_LENGTH = 36;
+// Where each of an id's 16 bytes goes in its text; the dashes between never move.
+const UUID_SLOTS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+// The two hex digits of each byte value as one little-endian 16-bit unit: one store per byte.
+const HEX_PAIRS = new Uint16Array(256);
+for (let b = 0; b < 256; b++) {
+  const digits = b.toString(16).padStart(2, '0');
+  HEX_PAIRS[b] = digits.charCodeAt(0) | (digits.charCodeAt(1) << 8);
+}
+const uuidRandom = Buffer.allocUnsafe(16 * UUID_POOL_IDS);
+const uuidBytes = Buffer.from('00000000-0000-0000-0000-000000000000'.repeat(UUID_POOL_IDS), 'latin1');
+// A DataView, because half of the digit pairs start at odd offsets.
+const uuidView = new DataView(uuidBytes.buffer, uuidBytes.byteOffset, uuidBytes.length);
+let uuidText = '';
 let uuidNext = UUID_POOL_IDS;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+// One id per call rather than one loop over the pool: called for every id, V8 optimizes it
+// like any hot function, where a loop that runs only once per refill would stay unoptimized.
+function formatUuid(o, at) {
+  // RFC 4122: version 4 in the high nibble of byte 6, variant 10xx in byte 8.
+  uuidRandom[o + 6] = (uuidRandom[o + 6] & 0x0f) | 0x40;
+  uuidRandom[o + 8] = (uuidRandom[o + 8] & 0x3f) | 0x80;
+  for (let i = 0; i < 16; i++) {
+    uuidView.setUint16(at + UUID_SLOTS[i], HEX_PAIRS[uuidRandom[o + i]], true);
+  }
+}
+
+function refillUuids() {
+  randomFillSync(uuidRandom);
+  for (let id = 0; id < UUID_POOL_IDS; id++) formatUuid(16 * id, UUID_LENGTH * id);
+  uuidText = uuidBytes.toString('latin1');
+  uuidNext = 0;
+}
 
 /** Returns a fresh RFC 4122 version 4 UUID (122 random bits from the CSPRNG). */
 export function requestUuid() {
-  if (uuidNext === UUID_POOL_IDS) {
-    randomFillSync(uuidPool);
-    uuidNext = 0;
-  }
-  const b = uuidPool;
-  const o = 16 * uuidNext;
+  if (uuidNext === UUID_POOL_IDS) refillUuids();
+  const start = UUID_LENGTH * uuidNext;
   uuidNext += 1;
-  return `${HEX[b[o]]}${HEX[b[o + 1]]}${HEX[b[o + 2]]}${HEX[b[o + 3]]}-${HEX[b[o + 4]]}${HEX[b[o + 5]]}-`
-    + `${HEX[(b[o + 6] & 0x0f) | 0x40]}${HEX[b[o + 7]]}-${HEX[(b[o + 8] & 0x3f) | 0x80]}${HEX[b[o + 9]]}-`
-    + `${HEX[b[o + 10]]}${HEX[b[o + 11]]}${HEX[b[o + 12]]}${HEX[b[o + 13]]}${HEX[b[o + 14]]}${HEX[b[o + 15]]}`;
+  return uuidText.slice(start, start + UUID_LENGTH);
 }
 
 const pad2 = (n) => (n < 10 ? `0${n}` : `${n}`);
@@ -91,43 +121,151 @@ function put(target, key, value) {
   }
 }
 
-/** Appends to the list at key; keys like "constructor" name inherited members, not lists. */
-function append(target, key, value) {
-  const list = target[key];
+/**
+ * Adds one value under key the slow, general way: right for every key, "__proto__" and the
+ * names of Object.prototype's members included. joined holds repeats joined by "," (or the last
+ * value when lists is given); lists, when given, holds every value in order.
+ */
+function addSlow(joined, lists, key, value) {
+  // Only own values are strings and lists: inherited members ("constructor") are functions.
+  const previous = joined[key];
+  if (lists === null) {
+    put(joined, key, typeof previous === 'string' ? `${previous},${value}` : value);
+    return;
+  }
+  put(joined, key, value);
+  const list = lists[key];
   if (Array.isArray(list)) list.push(value);
-  else put(target, key, [value]);
+  else put(lists, key, [value]);
 }
 
+// Beyond this many distinct names, a Map keeps a scan linear.
+const LINEAR_NAME_LIMIT = 32;
+
 /**
- * Parses a raw query string in one pass, without intermediate arrays (this runs on every
- * request). Returns [single, multi]; with join, single holds repeats joined by "," (HTTP API
- * 2.0) and multi is null; otherwise single holds the last value.
+ * The distinct names met by one scan, so that the scan knows a first value from a repeat
+ * without looking the name up in the objects it builds: a lookup that fails walks the prototype
+ * chain and cost more than the store that follows it. A linear search over a few names is
+ * cheaper than hashing them; a Map takes over for long lists. Each scan kind keeps one instance
+ * and resets it, because scans never re-enter; the lists keep the last scan's names until
+ * overwritten, which is cheaper than clearing them on every request.
+ */
+class NameIndex {
+  constructor() {
+    this.names = [];
+    this.keys = [];
+    this.count = 0;
+    this.map = null;
+  }
+
+  reset() {
+    this.count = 0;
+    this.map = null;
+  }
+
+  /** Returns the key recorded for name, or undefined after recording key as its key. */
+  keyFor(name, key) {
+    const count = this.count;
+    for (let j = 0; j < count; j++) {
+      if (this.names[j] === name) return this.keys[j];
+    }
+    if (this.map !== null) {
+      const found = this.map.get(name);
+      if (found !== undefined) return found;
+      this.map.set(name, key);
+      return undefined;
+    }
+    if (count < LINEAR_NAME_LIMIT) {
+      this.names[count] = name;
+      this.keys[count] = key;
+      this.count = count + 1;
+    } else {
+      this.map = new Map([[name, key]]);
+    }
+    return undefined;
+  }
+}
+
+/** A header name as spelled (by a client or a handler), and lower-cased. */
+class HeaderName {
+  constructor(spelling, lower) {
+    this.spelling = spelling;
+    this.lower = lower;
+  }
+}
+
+// Header names met so far, by spelling, with both forms already interned by V8 (as property
+// keys are). The parser hands over a fresh string for every name of every request; turning it
+// into a property key costs a lower-casing and an interning lookup, and because no two are the
+// same string, the store's inline cache gives up and takes the slowest path. Clients send the
+// same few names each time, so one Map lookup replaces all of that; response.mjs looks up the
+// handler's names here too. Clients choose the names, so the cache is bounded; names beyond it
+// are simply not cached.
+const HEADER_CACHE_LIMIT = 1024;
+const headerCache = new Map();
+
+/** Returns V8's interned copy of a string: object keys are interned, and Object.keys returns them. */
+function interned(text) {
+  return Object.keys({ [text]: 0 })[0];
+}
+
+/** Returns the HeaderName of a spelling, from the cache when it is there. */
+export function headerName(spelling) {
+  let name = headerCache.get(spelling);
+  if (name === undefined) {
+    if (headerCache.size >= HEADER_CACHE_LIMIT) return new HeaderName(spelling, spelling.toLowerCase());
+    name = new HeaderName(interned(spelling), interned(spelling.toLowerCase()));
+    headerCache.set(name.spelling, name);
+  }
+  return name;
+}
+
+const queryNames = new NameIndex();
+const headerNames = new NameIndex();
+
+const AMPERSAND = 0x26;
+const EQUALS = 0x3d;
+const PERCENT = 0x25;
+
+/**
+ * Parses a raw query string in one pass over its characters (this runs on every request).
+ * Returns [single, multi]; with join, single holds repeats joined by "," (HTTP API 2.0) and
+ * multi is null; otherwise single holds the last value.
  */
 function parseQuery(raw, decoded, join) {
   const single = {};
   const multi = join ? null : {};
+  queryNames.reset();
   let start = 0;
-  while (start <= raw.length) {
-    let end = raw.indexOf('&', start);
-    if (end === -1) end = raw.length;
-    if (end > start) {
-      const eq = raw.indexOf('=', start);
-      const hasValue = eq !== -1 && eq < end;
-      let key = raw.slice(start, hasValue ? eq : end);
-      let value = hasValue ? raw.slice(eq + 1, end) : '';
-      if (decoded) {
-        key = decode(key);
-        value = decode(value);
+  let eq = -1;
+  let escaped = false;
+  for (let i = 0; i <= raw.length; i++) {
+    const c = i < raw.length ? raw.charCodeAt(i) : AMPERSAND;
+    if (c === EQUALS) {
+      if (eq === -1) eq = i;
+    } else if (c === PERCENT) {
+      escaped = true;
+    } else if (c === AMPERSAND) {
+      if (i > start) {
+        let key = raw.slice(start, eq === -1 ? i : eq);
+        let value = eq === -1 ? '' : raw.slice(eq + 1, i);
+        if (decoded && escaped) {
+          key = decode(key);
+          value = decode(value);
+        }
+        const repeat = queryNames.keyFor(key, key) !== undefined;
+        if (key === '__proto__') addSlow(single, multi, key, value);
+        else if (join) single[key] = repeat ? `${single[key]},${value}` : value;
+        else {
+          single[key] = value;
+          if (repeat) multi[key].push(value);
+          else multi[key] = [value];
+        }
       }
-      if (join) {
-        const previous = single[key];
-        put(single, key, typeof previous === 'string' ? `${previous},${value}` : value);
-      } else {
-        put(single, key, value);
-        append(multi, key, value);
-      }
+      start = i + 1;
+      eq = -1;
+      escaped = false;
     }
-    start = end + 1;
   }
   return [single, multi];
 }
@@ -137,58 +275,34 @@ function parseQuery(raw, decoded, join) {
  * few headers the event needs. keepCase groups names case-insensitively under the first
  * spelling the client used, as API Gateway REST does; otherwise names are lower-cased.
  */
-// Scratch lists for scanHeaders' case-insensitive grouping, reused because it never re-enters:
-// a linear search over a handful of names is cheaper than a dictionary object per request.
-const scratchLower = [];
-const scratchName = [];
-
-// Beyond this many raw header entries, a dictionary keeps the grouping linear.
-const LINEAR_SCAN_LIMIT = 64;
-
-function spellingOf(lower, spelling, count) {
-  for (let j = 0; j < count; j++) {
-    if (scratchLower[j] === lower) return scratchName[j];
-  }
-  scratchLower[count] = lower;
-  scratchName[count] = spelling;
-  return null;
-}
-
 function scanHeaders(raw, keepCase) {
   const single = {};
   const multi = {};
-  const seen = { single, multi, contentType: undefined, userAgent: undefined, host: undefined, forwardedFor: undefined };
-  const names = keepCase && raw.length > LINEAR_SCAN_LIMIT ? {} : null;
-  let distinct = 0;
+  let contentType;
+  let userAgent;
+  let host;
+  let forwardedFor;
+  headerNames.reset();
   for (let i = 0; i < raw.length; i += 2) {
+    const { spelling, lower } = headerName(raw[i]);
     const value = raw[i + 1];
-    const lower = raw[i].toLowerCase();
-    let name = lower;
-    if (names !== null) {
-      // The typeof check skips inherited members ("constructor").
-      const first = names[lower];
-      if (typeof first === 'string') name = first;
-      else put(names, lower, (name = raw[i]));
-    } else if (keepCase) {
-      name = spellingOf(lower, raw[i], distinct);
-      if (name === null) {
-        name = raw[i];
-        distinct += 1;
-      }
+    const first = headerNames.keyFor(lower, keepCase ? spelling : lower);
+    const name = first ?? (keepCase ? spelling : lower);
+    if (name === '__proto__') addSlow(single, multi, name, value);
+    else {
+      single[name] = value;
+      if (first === undefined) multi[name] = [value];
+      else multi[name].push(value);
     }
-    put(single, name, value);
-    append(multi, name, value);
     switch (lower) {
-      case 'content-type': seen.contentType ??= value; break;
-      case 'user-agent': seen.userAgent ??= value; break;
-      case 'host': seen.host ??= value; break;
-      case 'x-forwarded-for': seen.forwardedFor ??= value; break;
+      case 'content-type': contentType ??= value; break;
+      case 'user-agent': userAgent ??= value; break;
+      case 'host': host ??= value; break;
+      case 'x-forwarded-for': forwardedFor ??= value; break;
       default: break;
     }
   }
-  // The scratch lists keep the last request's names until overwritten: at most
-  // LINEAR_SCAN_LIMIT / 2 strings, cheaper to keep than to clear on every request.
-  return seen;
+  return { single, multi, contentType, userAgent, host, forwardedFor };
 }
 
 /** Returns the first value of a header (name given in lower case) from Node's rawHeaders list. */
@@ -235,6 +349,19 @@ function domainName(host) {
   lastHost = host;
   lastDomain = domain;
   return domain;
+}
+
+// The same for the first label of the domain (HTTP API's domainPrefix).
+let lastPrefixOf = '';
+let lastPrefix = '';
+
+function domainPrefix(domain) {
+  if (domain !== lastPrefixOf) {
+    const dot = domain.indexOf('.');
+    lastPrefix = dot === -1 ? domain : domain.slice(0, dot);
+    lastPrefixOf = domain;
+  }
+  return lastPrefix;
 }
 
 function protocolOf(httpVersion) {
@@ -291,9 +418,16 @@ function restV1(req, path, rawQuery, body, cfg, requestId, now) {
 function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
   const headers = {};
   let cookies;
+  // The joined values the event reads back, kept as they are built: looking up a header the
+  // client did not send walks the prototype chain, the slowest lookup there is.
+  let host;
+  let userAgent;
+  let forwardedFor;
+  let contentType;
+  headerNames.reset();
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
+    const name = headerName(raw[i]).lower;
     const value = raw[i + 1];
     if (name === 'cookie') {
       cookies ??= [];
@@ -301,13 +435,21 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
         const trimmed = c.trim();
         if (trimmed) cookies.push(trimmed);
       }
+    } else if (name === '__proto__') {
+      addSlow(headers, null, name, value);
     } else {
-      // Only own values are strings: inherited members ("constructor") are functions.
-      const previous = headers[name];
-      put(headers, name, typeof previous === 'string' ? `${previous},${value}` : value);
+      const joined = headerNames.keyFor(name, name) === undefined ? value : `${headers[name]},${value}`;
+      headers[name] = joined;
+      switch (name) {
+        case 'host': host = joined; break;
+        case 'user-agent': userAgent = joined; break;
+        case 'x-forwarded-for': forwardedFor = joined; break;
+        case 'content-type': contentType = joined; break;
+        default: break;
+      }
     }
   }
-  const host = domainName(headers.host);
+  const domain = domainName(host);
   const event = {
     version: '2.0',
     routeKey: '$default',
@@ -320,14 +462,14 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
   event.requestContext = {
     accountId: cfg.lambda.accountId,
     apiId: 'hybridless',
-    domainName: host,
-    domainPrefix: host.split('.')[0],
+    domainName: domain,
+    domainPrefix: domainPrefix(domain),
     http: {
       method: req.method,
       path,
       protocol: protocolOf(req.httpVersion),
-      sourceIp: sourceIp(req, headers['x-forwarded-for']),
-      userAgent: headers['user-agent'] ?? '',
+      sourceIp: sourceIp(req, forwardedFor),
+      userAgent: userAgent ?? '',
     },
     requestId,
     routeKey: '$default',
@@ -335,7 +477,7 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
     time: clfTime(now),
     timeEpoch: now,
   };
-  const [eventBody, isBase64Encoded] = encodeBody(body, headers['content-type']);
+  const [eventBody, isBase64Encoded] = encodeBody(body, contentType);
   if (eventBody !== null) event.body = eventBody;
   event.isBase64Encoded = isBase64Encoded;
   return event;

@@ -1,4 +1,6 @@
 // The httpd event type: a node:http server turning each request into a Lambda invocation.
+// Imported, not the global: the global Buffer is a getter, called on every use.
+import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import { eventBuilder, firstHeader, requestUuid } from './events.mjs';
 import { invokeWith, toLambdaError } from './context.mjs';
@@ -52,18 +54,24 @@ export function startHttpd(cfg, handler) {
     res.once('close', flushed);
   }
 
-  /** Every answer goes through here exactly once: it keeps `active` true for the drain. */
+  /**
+   * Every answer goes through here exactly once: it keeps `active` true for the drain. headers
+   * is a flat [name, value, …] list without content-length, which is added here.
+   */
   function send(res, statusCode, reason, headers, body) {
-    headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    if (draining) headers.connection = 'close';
+    headers.push('content-length', typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+    if (draining) headers.push('connection', 'close');
     if (reason === undefined) res.writeHead(statusCode, headers);
     else res.writeHead(statusCode, reason, headers);
     res.end(body);
     answered(res);
   }
 
-  function sendJson(res, statusCode, body, extra) {
-    send(res, statusCode, undefined, { 'content-type': JSON_TYPE, ...extra }, body);
+  function sendJson(res, statusCode, body, close = false) {
+    const headers = ['content-type', JSON_TYPE];
+    // While draining, send adds its own "connection: close".
+    if (close && !draining) headers.push('connection', 'close');
+    send(res, statusCode, undefined, headers, body);
   }
 
   function release() {
@@ -141,6 +149,8 @@ export function startHttpd(cfg, handler) {
         res.destroy();
         answered(res);
       } else {
+        // The refused writeHead already set the reason phrase ("OK"); let the 502 pick its own.
+        res.statusMessage = undefined;
         sendJson(res, 502, BAD_GATEWAY);
       }
     }
@@ -155,7 +165,7 @@ export function startHttpd(cfg, handler) {
 
   function readBody(req, res, declared) {
     if (declared > bodyLimit + DRAIN_SLACK) {
-      sendJson(res, 413, TOO_LARGE, { connection: 'close' });
+      sendJson(res, 413, TOO_LARGE, true);
       return;
     }
     const chunks = [];
@@ -179,7 +189,7 @@ export function startHttpd(cfg, handler) {
     req.on('end', () => {
       if (gone) return;
       gone = true;
-      if (size > bodyLimit) sendJson(res, 413, TOO_LARGE, { connection: 'close' });
+      if (size > bodyLimit) sendJson(res, 413, TOO_LARGE, true);
       else admit(req, res, size === 0 ? null : Buffer.concat(chunks, size));
     });
   }
@@ -190,7 +200,7 @@ export function startHttpd(cfg, handler) {
     if (healthRoute !== null && (req.method === 'GET' || req.method === 'HEAD')) {
       const q = req.url.indexOf('?');
       if ((q === -1 ? req.url : req.url.slice(0, q)) === healthRoute) {
-        send(res, 200, undefined, { 'content-type': 'text/plain; charset=utf-8' }, HEALTHY);
+        send(res, 200, undefined, ['content-type', 'text/plain; charset=utf-8'], HEALTHY);
         return;
       }
     }

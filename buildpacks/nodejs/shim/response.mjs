@@ -1,4 +1,7 @@
 // Turns a handler's result into an HTTP response, or rejects it as malformed (REFERENCE §2).
+// Imported, not the global: the global Buffer is a getter, called on every use.
+import { Buffer } from 'node:buffer';
+import { headerName } from './events.mjs';
 
 /** The handler's result cannot become an HTTP response; httpd answers 502. */
 export class MalformedResult extends Error {
@@ -35,29 +38,31 @@ function mergeOne(out, names, name, text) {
 
 /**
  * The common result, only `headers` and without two spellings of one name or a hop-by-hop
- * header, copied without the name map; returns null when the general merge is needed.
+ * header, copied straight into the flat list; returns null when the general merge is needed.
  */
 function plainHeaders(headers) {
-  const out = {};
+  const out = [];
   const keys = Object.keys(headers);
   // Pairwise checks stay cheaper than a Map only for a handful of names.
   if (keys.length > 8) return null;
   for (let i = 0; i < keys.length; i++) {
     const name = keys[i];
     const value = headers[name];
-    const lower = name.toLowerCase();
+    const lower = headerName(name).lower;
     if (HOP_HEADERS.has(lower)) return null;
     for (let j = 0; j < i; j++) {
-      if (keys[j].length === name.length && keys[j].toLowerCase() === lower) return null;
+      if (keys[j].length === name.length && headerName(keys[j]).lower === lower) return null;
     }
     const text = headerValue(name, value);
-    if (text !== null) out[name] = text;
+    if (text !== null) out.push(name, text);
   }
   return out;
 }
 
 /**
- * Merges headers and multiValueHeaders case-insensitively into {name: string | string[]}.
+ * Merges headers and multiValueHeaders case-insensitively into the flat list node's writeHead
+ * takes, [name, value, name, value, …], each value a string or a list of strings. A list costs
+ * node less to send than an object and us less to build: no property stores with computed keys.
  * API Gateway's rule: a name in both sends the multi-value list, plus the single value when new.
  */
 function mergeHeaders(headers, multiValueHeaders) {
@@ -94,7 +99,17 @@ function mergeHeaders(headers, multiValueHeaders) {
       if (text !== null) mergeOne(out, names, name, text);
     }
   }
-  return out;
+  const list = [];
+  for (const name of Object.keys(out)) list.push(name, out[name]);
+  return list;
+}
+
+/** Returns the index of a header's name in a flat header list (any case), or -1. */
+export function headerIndex(list, lowerName) {
+  for (let i = 0; i < list.length; i += 2) {
+    if (list[i].length === lowerName.length && list[i].toLowerCase() === lowerName) return i;
+  }
+  return -1;
 }
 
 function reasonFrom(statusDescription, statusCode) {
@@ -107,13 +122,14 @@ function reasonFrom(statusDescription, statusCode) {
 
 function shortcut(result) {
   const body = JSON.stringify(result === undefined ? null : result);
-  return { statusCode: 200, reason: undefined, headers: { 'content-type': 'application/json' }, body };
+  return { statusCode: 200, reason: undefined, headers: ['content-type', 'application/json'], body };
 }
 
 /**
  * Returns {statusCode, reason, headers, body} for a handler result in the given format, or
- * throws MalformedResult. body is a Buffer for base64 results, else a string: node:http sends a
- * string body in the same write as the head, where a Buffer costs a second (writev) chunk.
+ * throws MalformedResult. headers is a flat [name, value, …] list (see mergeHeaders). body is a
+ * Buffer for base64 results, else a string: node:http sends a string body in the same write as
+ * the head, where a Buffer costs a second (writev) chunk.
  */
 export function toHttpResponse(result, format) {
   const isObject = result !== null && typeof result === 'object' && !Array.isArray(result);
@@ -129,10 +145,11 @@ export function toHttpResponse(result, format) {
   const out = mergeHeaders(result.headers, result.multiValueHeaders);
   if (format === 'apigw-v2' && result.cookies !== undefined && result.cookies !== null) {
     if (!Array.isArray(result.cookies)) throw new MalformedResult('cookies must be a list');
-    const existing = Object.keys(out).find((name) => name.toLowerCase() === 'set-cookie');
-    const list = existing === undefined ? [] : [].concat(out[existing]);
+    const existing = headerIndex(out, 'set-cookie');
+    const list = existing === -1 ? [] : [].concat(out[existing + 1]);
     for (const c of result.cookies) list.push(String(c));
-    out[existing ?? 'set-cookie'] = list;
+    if (existing === -1) out.push('set-cookie', list);
+    else out[existing + 1] = list;
   }
   let payload = '';
   if (body && result.isBase64Encoded === true) payload = Buffer.from(body, 'base64');

@@ -18,3 +18,17 @@ export async function remaining(event, context) {
 export async function ok() {
   return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' };
 }
+
+export async function ids(event, context) {
+  const body = {
+    requestId: event.requestContext.requestId,
+    awsRequestId: context.awsRequestId,
+    headers: event.headers,
+    multiValueHeaders: event.multiValueHeaders,
+  };
+  return { statusCode: 200, body: JSON.stringify(body) };
+}
+
+export async function badHeaderName() {
+  return { statusCode: 200, headers: { 'bad name': 'x' }, body: 'never sent' };
+}
