@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,8 @@ def images(tmp_path_factory: pytest.TempPathFactory, debian_base: BaseImage,
     for example in ("python-hello", "python-mangum", "python-task", "python-lambda"):
         app = copy_example(example, root / "src")
         archive = root / f"{example}.tar"
-        tag = f"hybridless-tests/{example}:e2e"
+        # A tag per run: two test runs on one engine must not remove each other's images.
+        tag = f"hybridless-tests/{example}:e2e-{os.getpid()}"
         run_json(cli, "build", app, "--image", f"docker-archive:{archive}:{tag}",
                  "--run-image", debian_base.ref)
         load_archive(docker_client, archive)
