@@ -20,6 +20,7 @@ left to wait for.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -122,7 +123,7 @@ def tar_bytes_iter(
 
 def _read_ahead(
     entries: Iterable[Entry], readers: ThreadPoolExecutor
-) -> Iterator[tuple[Entry, bytes | None]]:
+) -> Iterator[tuple[Entry, bytearray | None]]:
     """``entries`` in order, each small file with its content, read ahead on ``readers``.
 
     On these hosts opening and reading a small file costs tens of microseconds of waiting in
@@ -130,7 +131,7 @@ def _read_ahead(
     those waits with the tar and hashing work here. Files go to the readers in batches, since
     a future per file costs more than the read it saves.
     """
-    window: deque[tuple[list[Entry], Future[list[bytes | None]]]] = deque()
+    window: deque[tuple[list[Entry], Future[list[bytearray | None]]]] = deque()
     batch: list[Entry] = []
     for entry in entries:
         batch.append(entry)
@@ -147,28 +148,21 @@ def _read_ahead(
         yield from zip(done, future.result(), strict=True)
 
 
-def _read_batch(batch: list[Entry]) -> list[bytes | None]:
+def _read_batch(batch: list[Entry]) -> list[bytearray | None]:
     """The content of each small file of ``batch``; None for every other entry."""
     return [_read_small(e) if e.kind == "file" and 0 < e.size <= _SMALL_FILE else None
             for e in batch]
 
 
-def _read_small(entry: Entry) -> bytes:
-    """A small file's whole content, refused as :func:`_file_data` refuses a changed file."""
-    if entry.source is None:
-        raise ValueError(f"file entry {entry.name} has no source")
+def _read_small(entry: Entry) -> bytearray:
+    """A small file's whole content in one read, refused as :func:`_file_data` refuses."""
     buffer = bytearray(entry.size + 1)  # the extra byte is the growth probe
-    try:
-        fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        try:
-            n = os.readv(fd, [buffer])
-        finally:
-            os.close(fd)
-    except (IsADirectoryError, BlockingIOError):
-        raise _changed(entry) from None
+    with _source(entry) as fd:
+        n = os.readv(fd, [buffer])
     if n != entry.size:
         raise _changed(entry)
-    return bytes(memoryview(buffer)[:n])
+    del buffer[n:]
+    return buffer
 
 
 def _compress(
@@ -250,7 +244,7 @@ class _Blocks:
         self._pos = 0
         self._full: list[bytes] = []
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes | bytearray) -> None:
         """Append ``data``."""
         end = self._pos + len(data)
         if end < self._size:  # the common case: a header or padding that fits
@@ -290,33 +284,40 @@ class _Blocks:
 
 
 def _file_data(entry: Entry, blocks: _Blocks, read_size: int) -> Iterator[bytes]:
-    """Stream a regular file's content and padding, refusing a file whose size changed.
+    """Stream a big file's content and padding, refusing a file whose size changed.
 
-    Three system calls for a small file (open, one readv, close): the last read carries a
-    one-byte probe, which a file that grew since the scan fills. O_NOFOLLOW refuses a file
-    swapped for a symlink since the scan; O_NONBLOCK keeps one swapped for a FIFO or a device
-    from blocking, and what such a file yields fails the size check.
+    The last read carries a one-byte probe, which a file that grew since the scan fills.
     """
-    if entry.source is None:
-        raise ValueError(f"file entry {entry.name} has no source")
-    fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
+    with _source(entry) as fd:
         remaining = entry.size
         while remaining:
-            want = min(read_size, remaining)
-            space = blocks.space(want)
-            last = len(space) == remaining
-            n = os.readv(fd, [space, bytearray(1)] if last else [space])
+            space = blocks.space(min(read_size, remaining))
+            n = os.readv(fd, [space, bytearray(1)] if len(space) == remaining else [space])
             if not n or n > remaining:
                 raise _changed(entry)
             remaining -= n
             blocks.advance(n)
             yield from blocks.take()
+    blocks.put(bytes(-entry.size % 512))
+
+
+@contextlib.contextmanager
+def _source(entry: Entry) -> Iterator[int]:
+    """The entry's file, open for reading, with what changed since the scan refused.
+
+    O_NOFOLLOW refuses a file swapped for a symlink; O_NONBLOCK keeps one swapped for a FIFO
+    or a device from blocking, and reading it then fails the size check or lands here.
+    """
+    if entry.source is None:
+        raise ValueError(f"file entry {entry.name} has no source")
+    try:
+        fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
     except (IsADirectoryError, BlockingIOError):
         raise _changed(entry) from None
-    finally:
-        os.close(fd)
-    blocks.put(bytes(-entry.size % 512))
 
 
 def _changed(entry: Entry) -> BuildError:
