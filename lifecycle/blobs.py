@@ -205,7 +205,7 @@ class BlobDir:
         if _HEX_RE.fullmatch(src.name) and (digest is None or src.name == hex_of(digest)):
             # A link shares the inode, so the content is checked before linking; copies
             # below are checked while they stream instead, reading the source once.
-            actual = _hash_file(src)
+            actual = file_digest(src)
             if digest is not None and actual != digest:
                 raise ExportError(
                     f"failed to store blob {digest} from {src}: its content has digest {actual}",
@@ -243,7 +243,7 @@ class BlobDir:
     def verify(self, digest: str) -> bool:
         """Whether the blob exists and its content still matches its digest."""
         try:
-            return _hash_file(self.path(digest)) == digest
+            return file_digest(self.path(digest)) == digest
         except FileNotFoundError:
             return False
 
@@ -279,7 +279,8 @@ class BlobDir:
         return True
 
 
-def _hash_file(path: Path) -> str:
+def file_digest(path: Path | str) -> str:
+    """``sha256:<hex>`` of a file's content, read in chunks."""
     hasher = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import __version__, paths
+from lifecycle.blobs import file_digest
 
 FORMAT = 1
 """Receipt file format; a receipt of another format is ignored."""
@@ -184,13 +185,9 @@ def _signature(path: str) -> list[int] | None:
 
 
 def _content(path: str) -> str:
-    """The sha256 of a file's content ("" when it cannot be read)."""
+    """The digest of a file's content ("" when it cannot be read)."""
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return file_digest(path)
     except OSError:
         return ""
 
@@ -294,6 +291,7 @@ def _store_names(store: Any, names: Sequence[Any], digest: Any) -> bool:
         return False
     named: dict[str, set[str]] = {}
     for entry in index.get("manifests") or ():
+        # transports.oci_layout.ref_name's rule, read here without importing the image model.
         name = (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name")
         if name is not None:
             named.setdefault(name, set()).add(entry.get("digest"))
