@@ -10,6 +10,7 @@ every run.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -138,6 +139,12 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path 
 
 _INSTALLED: dict[str, Path] = {}
 """The console script :func:`install_ours` made, once per benchmark process."""
+
+
+def add_ours_option(parser: argparse.ArgumentParser) -> None:
+    """``--ours venv|checkout``: how :func:`install_ours` provides our CLI."""
+    parser.add_argument("--ours", choices=("venv", "checkout"), default="venv",
+                        help="run our CLI from a fresh venv install (default) or the checkout")
 
 
 def install_ours(scratch: Path, how: str = "venv") -> None:

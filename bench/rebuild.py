@@ -43,6 +43,7 @@ from _common import (
     DockerBuild,
     Ours,
     Timings,
+    add_ours_option,
     alternate,
     docker_ready,
     install_ours,
@@ -105,8 +106,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
-    parser.add_argument("--ours", choices=("venv", "checkout"), default="venv",
-                        help="run our CLI from a fresh venv install (default) or the checkout")
+    add_ours_option(parser)
     args = parser.parse_args(argv)
     apps = [a for a in args.apps.split(",") if a]
     scenarios = [s for s in args.scenarios.split(",") if s]

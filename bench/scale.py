@@ -38,6 +38,7 @@ from _common import (
     DockerBuild,
     Ours,
     Timings,
+    add_ours_option,
     alternate,
     docker_ready,
     install_ours,
@@ -84,8 +85,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
-    parser.add_argument("--ours", choices=("venv", "checkout"), default="venv",
-                        help="run our CLI from a fresh venv install (default) or the checkout")
+    add_ours_option(parser)
     args = parser.parse_args(argv)
     shapes = [Shape(*s) for s in (FULL if args.full else QUICK)]
     if not docker_ready():
