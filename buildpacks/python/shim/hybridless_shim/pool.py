@@ -116,7 +116,7 @@ class WorkerPool:
 
     def _all_blocked(self) -> bool:
         """True when some worker is awake and every awake one is STALL_S into a call."""
-        cutoff = time.monotonic() - STALL_S
+        cutoff = _clock() - STALL_S
         for worker in self._workers:
             if not worker.asleep and not (worker.in_call and worker.since < cutoff):
                 return False
