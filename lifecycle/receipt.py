@@ -135,7 +135,6 @@ def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool
     receipt = {
         "format": FORMAT,
         "parts": observed.parts,
-        "app": observed.app_dir,
         "fresh": observed.fresh,
         "modules": _module_signatures(),
         "tools": _tool_signatures(tools),
