@@ -30,7 +30,7 @@ from typing import IO, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lifecycle import tarball, tree
+from lifecycle.image import tarball, tree
 
 MIB = 1 << 20
 PREFIX = "data"

@@ -7,7 +7,7 @@ running ``bench/peers/Dockerfile.node`` (lockfile, ``npm ci --omit=dev``, then t
 ``bench/peers/Dockerfile.procfile``, from the same base loaded into the engine.
 
 For each app it measures a cold build (no cache at all), a one-file change, no change (ours
-answers that from the last build's receipt, see ``lifecycle/receipt.py``), no change through
+answers that from the last build's receipt, see ``lifecycle/cache/receipt.py``), no change through
 every phase (``build --full``: what ours costs when no receipt applies) and, for the Node app,
 a dependency change; for ours into the local store (``name:tag``) and into the Docker
 daemon. The daemon sink does not exist yet, so that column is a ``docker-archive:`` build

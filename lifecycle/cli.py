@@ -156,7 +156,7 @@ def _fail(exc: LifecycleError, as_json: bool) -> int:
             doc["hint"] = exc.hint
         trials = getattr(exc, "trials", None)
         if trials is not None:
-            from lifecycle.detect import trials_json
+            from lifecycle.phases.detect import trials_json
 
             doc.update({"passed": False, "group": [], "plan": [],
                         "trials": trials_json(trials)})
@@ -186,7 +186,7 @@ class _Formatter(logging.Formatter):
 
 
 def _inputs(args: argparse.Namespace) -> Any:
-    from lifecycle.pipeline import Inputs, parse_env
+    from lifecycle.phases.pipeline import Inputs, parse_env
 
     return Inputs(app_dir=Path(args.app), descriptor_path=args.descriptor,
                   buildpacks=tuple(args.buildpack),
@@ -196,7 +196,7 @@ def _inputs(args: argparse.Namespace) -> Any:
 
 def cmd_detect(args: argparse.Namespace) -> Any:
     """``detect``."""
-    from lifecycle.pipeline import run_detect
+    from lifecycle.phases.pipeline import run_detect
 
     _, _, _, outcome = run_detect(_inputs(args), log)
     return outcome.to_json()
@@ -207,7 +207,7 @@ def cmd_build(args: argparse.Namespace) -> Any:
     import os
     import time
 
-    from lifecycle import receipt
+    from lifecycle.cache import receipt
 
     started = time.monotonic()
     app = os.path.realpath(args.app)
@@ -228,7 +228,7 @@ def cmd_build(args: argparse.Namespace) -> Any:
                     "timings": {"detect": 0.0, "build": 0.0, "export": 0.0,
                                 "receipt": round(time.monotonic() - started, 3)}}
 
-    from lifecycle.pipeline import BuildInputs, run_build
+    from lifecycle.phases.pipeline import BuildInputs, run_build
 
     options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
                           tags=tuple(args.tag), executor=args.executor,
@@ -240,7 +240,7 @@ def cmd_build(args: argparse.Namespace) -> Any:
 
 def cmd_inspect(args: argparse.Namespace) -> Any:
     """``inspect``."""
-    from lifecycle import inspect
+    from lifecycle.phases import inspect
 
     document = inspect.inspect(args.ref)
     if not getattr(args, "json", False):
@@ -250,7 +250,7 @@ def cmd_inspect(args: argparse.Namespace) -> Any:
 
 def cmd_rebase(args: argparse.Namespace) -> Any:
     """``rebase``."""
-    from lifecycle import rebase
+    from lifecycle.phases import rebase
 
     document = rebase.rebase(args.ref, args.run_image, force=args.force, log=log)
     log.info("rebased %s onto %s (%s)", document["image"], document["run_image"],
@@ -321,7 +321,7 @@ def _buildpacks_new(args: argparse.Namespace) -> Any:
 
 def cmd_images(args: argparse.Namespace) -> Any:
     """``images``."""
-    from lifecycle.transports import store
+    from lifecycle.image.transports import store
 
     rows = [row.to_json() for row in store.open_store().images()]
     if not getattr(args, "json", False):
@@ -332,8 +332,8 @@ def cmd_images(args: argparse.Namespace) -> Any:
 
 def cmd_rm(args: argparse.Namespace) -> Any:
     """``rm``."""
-    from lifecycle import reference
-    from lifecycle.transports import store
+    from lifecycle.image import reference
+    from lifecycle.image.transports import store
 
     ref = reference.parse(args.ref)
     if ref.transport != "store":
@@ -346,7 +346,7 @@ def cmd_rm(args: argparse.Namespace) -> Any:
 
 def cmd_gc(args: argparse.Namespace) -> Any:
     """``gc``."""
-    from lifecycle.transports import store
+    from lifecycle.image.transports import store
 
     report = store.open_store().gc()
     log.info("removed %d blob(s), freed %d bytes", len(report.removed), report.freed)
@@ -355,7 +355,7 @@ def cmd_gc(args: argparse.Namespace) -> Any:
 
 def cmd_verify(args: argparse.Namespace) -> Any:
     """``verify``."""
-    from lifecycle.transports import store
+    from lifecycle.image.transports import store
 
     report = store.open_store().verify()
     for line in report.problems:

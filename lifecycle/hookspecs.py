@@ -267,7 +267,7 @@ class Buildpack(Protocol):
     programs named in ``tools`` as ``PATH`` finds them; never on the network, the clock or other
     files. When every buildpack of the group is hermetic, a rebuild that observes no change in
     those inputs is answered from the last build's receipt without calling ``detect`` or
-    ``build`` (see :mod:`lifecycle.receipt`). Leave it out (False) when in doubt.
+    ``build`` (see :mod:`lifecycle.cache.receipt`). Leave it out (False) when in doubt.
     """
 
     id: str

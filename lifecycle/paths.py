@@ -1,7 +1,7 @@
 """Where the lifecycle keeps its files by default (CONTRACT §2).
 
-Kept apart from :mod:`lifecycle.cache` and :mod:`lifecycle.transports.store` so that the build
-receipt check, which runs before anything heavy is imported, can find both.
+Kept apart from :mod:`lifecycle.cache.layers` and :mod:`lifecycle.image.transports.store` so
+that the build receipt check, which runs before anything heavy is imported, can find both.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ from lifecycle.errors import LifecycleError
 from lifecycle.hookspecs import Buildpack, PlanEntry, Process, hookimpl
 
 if TYPE_CHECKING:
-    from lifecycle.build import BuildOutcome
-    from lifecycle.detect import DetectOutcome, Trial
+    from lifecycle.phases.build import BuildOutcome
+    from lifecycle.phases.detect import DetectOutcome, Trial
     from lifecycle.plugins import Loaded
 
 RUN_IMAGE_TAG = "run"
@@ -379,11 +379,11 @@ class Kit:
               env: Mapping[str, str] | None = None, tag: str | None = None,
               default_process: str | None = None) -> BuildRun:
         """Detect, build and export ``app`` into an ``oci:`` layout; never raises for a failure."""
-        from lifecycle import cache as cache_mod
-        from lifecycle import reference, transports
-        from lifecycle.build import build
+        from lifecycle.cache import layers as cache_mod
         from lifecycle.executor import HostExecutor, host_env
-        from lifecycle.export import export, source_date_epoch
+        from lifecycle.image import reference, transports
+        from lifecycle.phases.build import build
+        from lifecycle.phases.export import export, source_date_epoch
 
         collector, log = self._logger()
         timings: dict[str, float] = {}
@@ -447,7 +447,7 @@ class Kit:
     def _detect(self, app: Path, buildpacks: Sequence[str], env: Mapping[str, str] | None,
                 log: logging.Logger) -> DetectOutcome:
         from lifecycle import plugins
-        from lifecycle.detect import detect
+        from lifecycle.phases.detect import detect
 
         desc = self._descriptor(app)
         registry = plugins.load(self._plugins, env=self.env, entry_points=self.entry_points)
@@ -490,7 +490,7 @@ def minimal_run_image(directory: Path) -> str:
     Export needs a run image to stack layers on; this one needs no tool and no registry. It
     has no shell, so images built on it can be inspected but not run.
     """
-    from lifecycle import image, reference, tarball, transports
+    from lifecycle.image import image, reference, tarball, transports
 
     blobs = directory / "scratch-blobs"
     written = tarball.write_layer([], blobs)
@@ -504,7 +504,7 @@ def minimal_run_image(directory: Path) -> str:
 
 
 def image_files(img: Any) -> ImageFiles:
-    """Merge the layers of an image value (from :func:`lifecycle.transports.read_image`)."""
+    """Merge the layers of an image value (from :func:`lifecycle.image.transports.read_image`)."""
     members: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
     for layer in img.layers:
         for info, data in _read_layer(layer):

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from lifecycle import reference, transports
+from lifecycle.image import reference, transports
 from lifecycle.testing import image_files
 from tests.infra.cli import REPO_ROOT, CliRunner
 from tests.infra.images import BaseImage

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lifecycle import receipt
+from lifecycle.cache import receipt
 from tests.authoring.test_buildpacks_cli import install
 from tests.e2e.conftest import run_json
 from tests.infra.cli import REPO_ROOT, CliRunner
@@ -43,7 +43,7 @@ def test_no_change_rebuild_answers_from_the_receipt_without_loading_plugins(
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "lifecycle.cli" in imported  # the probe works
-    assert not imported & {"pluggy", "lifecycle.pipeline", "buildpacks.procfile"}
+    assert not imported & {"pluggy", "lifecycle.phases.pipeline", "buildpacks.procfile"}
     # The image is really there: the store still lists it under the digest.
     listed = run_json(cli, "images")
     assert {"hello:1": first["digest"]}.items() <= {r["reference"]: r["digest"]

@@ -18,7 +18,7 @@ from lifecycle.hookspecs import (
     Process,
     hookimpl,
 )
-from lifecycle.pipeline import BuildInputs, Inputs, run_build
+from lifecycle.phases.pipeline import BuildInputs, Inputs, run_build
 from tests.infra.images import BaseImage
 
 log = logging.getLogger("test.reuse")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.blobs import BlobDir, digest_of, hex_of, recover_temps, temp_pid, write_atomic
 from lifecycle.errors import ExportError
+from lifecycle.image.blobs import BlobDir, digest_of, hex_of, recover_temps, temp_pid, write_atomic
 
 
 def sha(data: bytes) -> str:

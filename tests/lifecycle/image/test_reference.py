@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lifecycle.errors import InvalidReference
-from lifecycle.reference import Reference, parse
+from lifecycle.image.reference import Reference, parse
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from lifecycle import jsonutil
-from lifecycle.blobs import CHUNK, hex_of, temp_name
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image import OCI_INDEX, Image, Layer
-from lifecycle.reference import Reference
-from lifecycle.transports.oci_layout import LAYOUT_VERSION, Progress, index_entry, resolve
+from lifecycle.image.blobs import CHUNK, hex_of, temp_name
+from lifecycle.image.image import OCI_INDEX, Image, Layer
+from lifecycle.image.reference import Reference
+from lifecycle.image.transports.oci_layout import LAYOUT_VERSION, Progress, index_entry, resolve
 
 FIXED_MTIME = 315532801  # 1980-01-01T00:00:01Z
 _BLOCK = 512

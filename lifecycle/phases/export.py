@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle import __version__, appindex, image, launcher, tarball, tree
-from lifecycle.appindex import AppIndex
-from lifecycle.blobs import BlobDir
-from lifecycle.build import BuildOutcome, apply_env
-from lifecycle.cache import BlobInfo
+from lifecycle import __version__
+from lifecycle.cache import appindex
+from lifecycle.cache.appindex import AppIndex
+from lifecycle.cache.layers import BlobInfo
 from lifecycle.descriptor import Descriptor
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import BUILDPACK_API
+from lifecycle.image import image, tarball, tree
+from lifecycle.image.blobs import BlobDir
+from lifecycle.image.reference import Reference
 from lifecycle.jsonutil import dumps as canonical
-from lifecycle.reference import Reference
+from lifecycle.phases import launcher
+from lifecycle.phases.build import BuildOutcome, apply_env
 
 BUILD_LABEL = "io.hybridless.build"
 TASK_ROOT = "/var/task"

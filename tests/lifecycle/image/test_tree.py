@@ -1,4 +1,4 @@
-"""Tests for lifecycle.tree: selection rules, order, hardlinks, symlink confinement, modes."""
+"""Tests for lifecycle.image.tree: selection rules, order, hardlinks, symlink confinement, modes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.errors import BuildError
-from lifecycle.tree import Entry, parents, scan
+from lifecycle.image.tree import Entry, parents, scan
 
 
 def make(root: Path, *paths: str) -> Path:

@@ -11,10 +11,10 @@ import json
 import logging
 from typing import Any
 
-from lifecycle import image, reference, transports
 from lifecycle.errors import BuildError, UsageError
-from lifecycle.export import BUILD_LABEL, portable_reference
+from lifecycle.image import image, reference, transports
 from lifecycle.jsonutil import dumps as canonical
+from lifecycle.phases.export import BUILD_LABEL, portable_reference
 
 
 def rebase(ref_text: str, run_image_text: str, *, force: bool,

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import jsonutil
-from lifecycle.blobs import CHUNK, BlobDir, digest_of, fsync_dir, write_atomic
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image import (
+from lifecycle.image.blobs import CHUNK, BlobDir, digest_of, fsync_dir, write_atomic
+from lifecycle.image.image import (
     INDEX_TYPES,
     OCI_INDEX,
     BlobSource,
@@ -32,7 +32,7 @@ from lifecycle.image import (
     from_manifest,
     platform_matches,
 )
-from lifecycle.reference import DEFAULT_TAG, Reference
+from lifecycle.image.reference import DEFAULT_TAG, Reference
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import paths
-from lifecycle.blobs import BlobDir
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Layer
+from lifecycle.image.blobs import BlobDir
 
 RECORD_VERSION = 1
 

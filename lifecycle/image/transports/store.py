@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import jsonutil, paths
-from lifecycle.blobs import digest_of, find_temps, recover_temps
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, InvalidReference
-from lifecycle.image import Image
-from lifecycle.reference import Reference, parse
-from lifecycle.transports.oci_layout import Layout, Progress, ref_name
+from lifecycle.image.blobs import digest_of, find_temps, recover_temps
+from lifecycle.image.image import Image
+from lifecycle.image.reference import Reference, parse
+from lifecycle.image.transports.oci_layout import Layout, Progress, ref_name
 
 DEFAULT_PLATFORM = "linux/amd64"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import jsonutil
-from lifecycle.blobs import CHUNK, digest_of, hex_of
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound
-from lifecycle.image import (
+from lifecycle.image.blobs import CHUNK, digest_of, hex_of
+from lifecycle.image.image import (
     INDEX_TYPES,
     OCI_INDEX,
     OCI_LAYER,
@@ -31,15 +31,15 @@ from lifecycle.image import (
     Layer,
     from_manifest,
 )
-from lifecycle.reference import Reference
-from lifecycle.transports.oci_archive import (
+from lifecycle.image.reference import Reference
+from lifecycle.image.transports.oci_archive import (
     ArchiveSource,
     add_layout,
     clean_member,
     read_layout,
     write_archive,
 )
-from lifecycle.transports.oci_layout import Progress, index_entry
+from lifecycle.image.transports.oci_layout import Progress, index_entry
 
 MANIFEST = "manifest.json"
 CONTAINERD_NAME = "io.containerd.image.name"

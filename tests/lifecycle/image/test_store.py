@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from lifecycle.blobs import BlobDir
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, InvalidReference
-from lifecycle.image import OCI_LAYER_GZIP, BytesSource, Image, Layer, append_layers, empty
-from lifecycle.reference import parse
-from lifecycle.transports import read_image, write_image
-from lifecycle.transports.store import Store, default_home, open_store
+from lifecycle.image.blobs import BlobDir
+from lifecycle.image.image import OCI_LAYER_GZIP, BytesSource, Image, Layer, append_layers, empty
+from lifecycle.image.reference import parse
+from lifecycle.image.transports import read_image, write_image
+from lifecycle.image.transports.store import Store, default_home, open_store
 
 FORK = multiprocessing.get_context("fork")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from lifecycle import jsonutil
-from lifecycle.blobs import digest_of, hex_of
 from lifecycle.errors import BaseImageFetchError
+from lifecycle.image.blobs import digest_of, hex_of
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -12,7 +12,7 @@ import pytest
 
 from lifecycle import jsonutil
 from lifecycle.errors import BaseImageFetchError
-from lifecycle.image import (
+from lifecycle.image.image import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     DOCKER_MANIFEST,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle.cache import BlobInfo
-from lifecycle.tree import Entry
+from lifecycle.cache.layers import BlobInfo
+from lifecycle.image.tree import Entry
 
 GRANULARITY_NS = 1_000_000_000
 INDEX_VERSION = 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import launcher
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Process
+from lifecycle.phases import launcher
 
 
 def run(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

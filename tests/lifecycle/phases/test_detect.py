@@ -11,7 +11,6 @@ import pytest
 
 from lifecycle import plugins
 from lifecycle.descriptor import Descriptor, GroupEntry
-from lifecycle.detect import NoGroupPassed, detect
 from lifecycle.errors import BuildpackDetectError
 from lifecycle.hookspecs import (
     BUILDPACK_API,
@@ -22,6 +21,7 @@ from lifecycle.hookspecs import (
     Require,
     hookimpl,
 )
+from lifecycle.phases.detect import NoGroupPassed, detect
 
 log = logging.getLogger("test")
 

@@ -19,16 +19,16 @@ from lifecycle.errors import (
     InvalidReference,
     LifecycleError,
 )
-from lifecycle.image import Image
-from lifecycle.reference import VALID_FORMS, Reference
+from lifecycle.image.image import Image
+from lifecycle.image.reference import VALID_FORMS, Reference
 
 DEFAULT_PLATFORM = "linux/amd64"
 
 _MODULES = {
-    "store": "lifecycle.transports.store",
-    "oci": "lifecycle.transports.oci_layout",
-    "oci-archive": "lifecycle.transports.oci_archive",
-    "docker-archive": "lifecycle.transports.docker_archive",
+    "store": "lifecycle.image.transports.store",
+    "oci": "lifecycle.image.transports.oci_layout",
+    "oci-archive": "lifecycle.image.transports.oci_archive",
+    "docker-archive": "lifecycle.image.transports.docker_archive",
 }
 _PLANNED = {"docker-daemon": "the Docker engine", "docker": "registries"}
 

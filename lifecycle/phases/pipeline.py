@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifecycle import cache as cache_mod
 from lifecycle import descriptor as descriptor_mod
-from lifecycle import plugins, receipt, reference, transports
-from lifecycle.appindex import AppIndex
-from lifecycle.build import build
+from lifecycle import plugins
+from lifecycle.cache import layers as cache_mod
+from lifecycle.cache import receipt
+from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
-from lifecycle.detect import DetectOutcome, detect
 from lifecycle.errors import BaseImageNotFound, UsageError
 from lifecycle.executor import HostExecutor, host_env
-from lifecycle.export import export, source_date_epoch
+from lifecycle.image import reference, transports
+from lifecycle.phases.build import build
+from lifecycle.phases.detect import DetectOutcome, detect
+from lifecycle.phases.export import export, source_date_epoch
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     """The whole build; returns the ``build --json`` document.
 
     ``observed`` is what the command saw before it started; the build's receipt is recorded
-    against it (see :mod:`lifecycle.receipt`).
+    against it (see :mod:`lifecycle.cache.receipt`).
     """
     timings: dict[str, float] = {}
     dest = reference.parse(options.image)
@@ -169,8 +171,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
 def _record_receipt(observed: receipt.Observation, document: Mapping[str, Any],
                     outcome: DetectOutcome, base_ref: reference.Reference, base: Any,
                     refs: list[reference.Reference], built: Any, log: logging.Logger) -> None:
-    """Record what a rebuild must observe to be answered without running (lifecycle.receipt)."""
-    from lifecycle.transports.store import open_store
+    """Record what a rebuild must observe to be answered without running (cache.receipt)."""
+    from lifecycle.image.transports.store import open_store
 
     members = [lp.buildpack for lp in outcome.group]
     store_root = str(open_store().root)

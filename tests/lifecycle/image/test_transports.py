@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from lifecycle import jsonutil
-from lifecycle.blobs import BlobDir, hex_of
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError, InvalidReference
-from lifecycle.image import (
+from lifecycle.image.blobs import BlobDir, hex_of
+from lifecycle.image.image import (
     OCI_INDEX,
     OCI_LAYER,
     OCI_LAYER_GZIP,
@@ -27,9 +27,9 @@ from lifecycle.image import (
     empty,
     with_config,
 )
-from lifecycle.reference import parse
-from lifecycle.transports import read_image, write_image
-from lifecycle.transports.oci_layout import REF_NAME, Layout, index_entry
+from lifecycle.image.reference import parse
+from lifecycle.image.transports import read_image, write_image
+from lifecycle.image.transports.oci_layout import REF_NAME, Layout, index_entry
 
 FILES_A = {"etc/greeting": b"hello\n", "bin/tool": b"#!/bin/sh\necho tool\n"}
 FILES_B = {"var/task/app.js": b"exports.handler = async () => 'ok';\n"}

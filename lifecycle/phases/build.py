@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifecycle import tarball, tree
-from lifecycle.cache import BlobInfo, LayerRecord, ProjectCache, bp_dirname
+from lifecycle.cache.layers import BlobInfo, LayerRecord, ProjectCache, bp_dirname
 from lifecycle.descriptor import Descriptor, Function
-from lifecycle.detect import DetectOutcome
 from lifecycle.errors import BuildError, BuildpackFailed, LifecycleError
 from lifecycle.hookspecs import (
     Append,
@@ -29,6 +27,8 @@ from lifecycle.hookspecs import (
     Prepend,
     Process,
 )
+from lifecycle.image import tarball, tree
+from lifecycle.phases.detect import DetectOutcome
 
 
 @dataclass(frozen=True)

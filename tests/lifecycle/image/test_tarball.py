@@ -1,4 +1,4 @@
-"""Tests for lifecycle.tarball: a hostile tree read back by tar, tarfile, gzip and umoci."""
+"""Tests for lifecycle.image.tarball: a hostile tree read back by tar, tarfile, gzip and umoci."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import tarball
 from lifecycle.errors import BuildError
-from lifecycle.tarball import BLOCK, DEFAULT_MTIME, Blob, tar_bytes_iter, write_layer
-from lifecycle.tree import Entry, scan
+from lifecycle.image import tarball
+from lifecycle.image.tarball import BLOCK, DEFAULT_MTIME, Blob, tar_bytes_iter, write_layer
+from lifecycle.image.tree import Entry, scan
 
 PREFIX = "var/task"
 LONG_DIR = "d" * 60 + "/" + "e" * 60  # a path component pair over 100 bytes

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lifecycle import export as export_mod
-from lifecycle.pipeline import BuildInputs, Inputs, run_build
+from lifecycle.phases import export as export_mod
+from lifecycle.phases.pipeline import BuildInputs, Inputs, run_build
 from tests.infra.images import BaseImage
 
 log = logging.getLogger("test.appindex")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lifecycle import reference, transports
-from lifecycle.export import BUILD_LABEL
+from lifecycle.image import reference, transports
+from lifecycle.phases.export import BUILD_LABEL
 
 
 def inspect(ref_text: str) -> dict[str, Any]:

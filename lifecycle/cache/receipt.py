@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import __version__, paths
-from lifecycle.blobs import file_digest
+from lifecycle.image.blobs import file_digest
 
 FORMAT = 1
 """Receipt file format; a receipt of another format is ignored."""
