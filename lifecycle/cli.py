@@ -1,4 +1,4 @@
-"""The command line (CONTRACT §1). ``main(argv) -> int``; only :func:`entry` calls ``sys.exit``.
+"""The command line (docs/reference.md §1). ``main(argv) -> int``; only :func:`entry` exits.
 
 Every command takes ``--json`` (one JSON document on stdout, nothing else there), ``-v`` and
 ``-q``. Progress and logs go to stderr. Errors of the :mod:`lifecycle.errors` hierarchy print

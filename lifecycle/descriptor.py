@@ -1,4 +1,4 @@
-"""The project descriptor (``project.toml``, CONTRACT §3): parsing, validation, typed values.
+"""The project descriptor (``project.toml``, docs/reference.md §3): parsing, validation, types.
 
 Parsing uses tomli; validation uses the JSON schema shipped in ``lifecycle/schema``. jsonschema
 is imported only when a descriptor's bytes have not been validated before, so a no-change
@@ -270,7 +270,7 @@ def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def from_mapping(path: Path | None, data: Mapping[str, Any]) -> Descriptor:
-    """Type a validated mapping; defaults follow CONTRACT §3."""
+    """Type a validated mapping; defaults follow docs/reference.md §3."""
     meta = data.get("_", {})
     cnb = data.get("io", {}).get("buildpacks", {})
     hyb = data.get("io", {}).get("hybridless", {})

@@ -1,4 +1,4 @@
-"""The one error hierarchy; each class carries the exit code of CONTRACT §1.
+"""The one error hierarchy; each class carries the exit code of docs/reference.md §1.
 
 Messages read "failed to <action>: <cause>" and, where a user can act, end with a hint.
 """

@@ -1,4 +1,4 @@
-"""The Hybridless environment contract (CONTRACT §4): what each function's process defaults to.
+"""The Hybridless environment (docs/reference.md §4): what each function's process defaults to.
 
 Runtime buildpacks call :func:`hybridless_env` so every language gets the same variables with
 the same defaults; the launcher applies them only where the environment does not set them.

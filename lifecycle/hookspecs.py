@@ -128,7 +128,7 @@ EnvValue = str | Prepend | Append | Default
 
 @dataclass(frozen=True)
 class Process:
-    """One process in the image; runtime buildpacks make one per function (CONTRACT §4).
+    """One process in the image; runtime buildpacks make one per function (docs/reference.md §4).
 
     ``defaults`` apply at start only where the environment does not already set a variable, so
     values set by the infrastructure win.

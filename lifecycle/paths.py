@@ -1,4 +1,4 @@
-"""Where the lifecycle keeps its files by default (CONTRACT §2).
+"""Where the lifecycle keeps its files by default (docs/reference.md §2).
 
 Kept apart from :mod:`lifecycle.cache.layers` and :mod:`lifecycle.image.transports.store` so
 that the build receipt check, which runs before anything heavy is imported, can find both.

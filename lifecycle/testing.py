@@ -104,7 +104,7 @@ class _RunBase:
 
     @property
     def exit_code(self) -> int:
-        """The code the CLI would exit with (0 on success; CONTRACT §1 table otherwise)."""
+        """The code the CLI would exit with (0 on success; docs/reference.md §1 table otherwise)."""
         return 0 if self.error is None else self.error.exit_code
 
     @property

@@ -17,7 +17,7 @@ from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
 
 JS_SUFFIXES = (".js", ".mjs", ".cjs")
-# CONTRACT §3: where a descriptor-less app's handler is looked for, in this order.
+# docs/reference.md §3: where a descriptor-less app's handler is looked for, in this order.
 INFERRED_HANDLER_FILES = ("index.js", "handler.js", "src/index.js", "src/handler.js")
 INFERRED_FUNC = "handler"
 WEBPACK_CONFIGS = ("webpack.config.js", "webpack.config.cjs", "webpack.config.mjs",
@@ -126,7 +126,10 @@ def is_node_function(fn: Function, app_dir: Path, *, has_manifest: bool) -> bool
 
 
 def infer_function(app_dir: Path) -> Function | None:
-    """CONTRACT §3: an ``httpd`` function ``main`` for the first candidate exporting a handler."""
+    """An ``httpd`` function ``main`` for the first candidate exporting a handler.
+
+    The inference rule of docs/reference.md §3.
+    """
     existing = [name for name in INFERRED_HANDLER_FILES if (app_dir / name).is_file()]
     for name in existing:
         text = (app_dir / name).read_text(encoding="utf-8", errors="replace")

@@ -22,7 +22,7 @@ def python_path(shim: Layer, deps: Layer | None) -> str:
 
 def processes(functions: Iterable[Function], descriptor: Descriptor, shim: Layer,
               deps: Layer | None) -> tuple[Process, ...]:
-    """The image's processes, each with CONTRACT §4 defaults plus the Python paths."""
+    """The image's processes, each with docs/reference.md §4 defaults plus the Python paths."""
     path = python_path(shim, deps)
     built = []
     for fn in functions:

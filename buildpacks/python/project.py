@@ -14,7 +14,7 @@ from typing import Any
 from lifecycle.descriptor import Descriptor, Function
 from lifecycle.errors import BuildpackFailed
 
-# CONTRACT §3: where a descriptor-less app's handler is looked for, in this order.
+# docs/reference.md §3: where a descriptor-less app's handler is looked for, in this order.
 INFERRED_HANDLER_FILES = ("handler.py", "app.py", "main.py")
 INFERRED_FUNC = "handler"
 _DEFINES_HANDLER = re.compile(r"^(?:async\s+def\s+handler\b|def\s+handler\b|handler\s*[:=])",
@@ -161,9 +161,10 @@ def foreign_functions(descriptor: Descriptor, app_dir: Path) -> tuple[Function, 
 
 
 def infer_function(app_dir: Path) -> Function | None:
-    """CONTRACT §3: an ``httpd`` function ``main`` for the first candidate defining ``handler``.
+    """An ``httpd`` function ``main`` for the first candidate defining ``handler``.
 
-    When no candidate visibly defines it (it may be imported), the first existing one is used.
+    When no candidate visibly defines it (it may be imported), the first existing one is used
+    (docs/reference.md §3).
     """
     existing = [name for name in INFERRED_HANDLER_FILES if (app_dir / name).is_file()]
     for name in existing:

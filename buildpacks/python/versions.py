@@ -17,7 +17,7 @@ from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
-"""The Python versions a descriptor runtime may name (CONTRACT §3)."""
+"""The Python versions a descriptor runtime may name (docs/reference.md §3)."""
 
 DEFAULT = "3.11"
 """Debian bookworm's Python, the default run image's."""

@@ -35,7 +35,7 @@ RECORD_VERSION = 1
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/hybridless``, else ``~/.cache/hybridless`` (CONTRACT §2)."""
+    """``$XDG_CACHE_HOME/hybridless``, else ``~/.cache/hybridless`` (docs/reference.md §2)."""
     return paths.cache_root(environ)
 
 
@@ -49,7 +49,7 @@ def project_key(project_id: str | None, app_dir: Path) -> str:
 
 
 def bp_dirname(buildpack_id: str) -> str:
-    """``hybridless/nodejs`` → ``hybridless_nodejs`` (CONTRACT §4)."""
+    """``hybridless/nodejs`` → ``hybridless_nodejs`` (docs/reference.md §4)."""
     return buildpack_id.replace("/", "_")
 
 

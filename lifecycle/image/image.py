@@ -46,7 +46,7 @@ _OCI_LAYER_TYPE = {
 }
 
 DEFAULT_CREATED = "1980-01-01T00:00:01Z"
-"""CONTRACT §4: the image's ``created`` unless ``SOURCE_DATE_EPOCH`` says otherwise."""
+"""docs/reference.md §4: the image's ``created`` unless ``SOURCE_DATE_EPOCH`` says otherwise."""
 
 
 class BlobSource(Protocol):

@@ -1,4 +1,4 @@
-"""Image references: the one syntax that names every source and sink (CONTRACT §2).
+"""Image references: the one syntax that names every source and sink (docs/reference.md §2).
 
 Forms::
 
@@ -105,7 +105,7 @@ class Reference:
 
 
 def parse(text: str) -> Reference:
-    """Parse ``text`` in any form of CONTRACT §2, or raise ``InvalidReference`` saying why."""
+    """Parse ``text`` in any form of docs/reference.md §2, or raise ``InvalidReference``."""
     if not text or text != text.strip():
         _fail(text, "it is empty or has surrounding spaces")
     if text.startswith("docker://"):

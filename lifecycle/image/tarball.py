@@ -38,7 +38,8 @@ from isal import igzip_lib, isal_zlib
 from lifecycle.errors import BuildError
 from lifecycle.image.tree import Entry
 
-DEFAULT_MTIME = 315532801  # 1980-01-01T00:00:01Z (CONTRACT §4); callers pass SOURCE_DATE_EPOCH
+# 1980-01-01T00:00:01Z (docs/reference.md §4); callers pass SOURCE_DATE_EPOCH.
+DEFAULT_MTIME = 315532801
 LEVEL = 2  # measured here: faster than level 1 on mixed data, and smaller output
 BLOCK = 1 << 20
 # Everything the blob's bytes depend on besides the tar: the library, the level, the framing.

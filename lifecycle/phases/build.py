@@ -43,7 +43,7 @@ class BuiltLayer:
 
     @property
     def label_name(self) -> str:
-        """``<buildpack-id>/<layer>`` as CONTRACT §1 names layers."""
+        """``<buildpack-id>/<layer>`` as docs/reference.md §1 names layers."""
         return f"{self.buildpack}/{self.name}"
 
 

@@ -57,7 +57,7 @@ class DetectOutcome:
     trials: tuple[Trial, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``detect --json`` document of CONTRACT §1."""
+        """The ``detect --json`` document of docs/reference.md §1."""
         return {
             "passed": True,
             "group": [{"id": m.id, "version": m.buildpack.version} for m in self.group],

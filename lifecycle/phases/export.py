@@ -1,6 +1,6 @@
 """The export phase: base layers, then launch layers, then the app at ``/var/task``, then the
-launcher, then the config (CONTRACT §4). No daemon: the result is an image value that a sink
-writes.
+launcher, then the config (docs/reference.md §4). No daemon: the result is an image value that
+a sink writes.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def with_links(entries: list[tree.Entry], links: Mapping[str, str]) -> list[tree
 def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
                 base_ref: Reference, stack: str | None, own_layers: Mapping[str, str],
                 default: str, app_dir: Path) -> dict[str, Any]:
-    """The ``io.hybridless.build`` label of CONTRACT §4."""
+    """The ``io.hybridless.build`` label of docs/reference.md §4."""
     revision = git_revision(app_dir)
     return {
         "api": BUILDPACK_API,

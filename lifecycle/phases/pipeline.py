@@ -197,7 +197,7 @@ def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
         if stack:
             raise BaseImageNotFound(
                 f"failed to find stack '{stack}': stacks are not built by this release",
-                hint="pass a base image with --run-image (any transport of CONTRACT §2)")
+                hint="pass a base image with --run-image (any transport of docs/reference.md §2)")
         raise BaseImageNotFound("failed to find a run image: none was given",
                                 hint="pass --run-image REF, e.g. --run-image oci:./base:latest")
     ref = reference.parse(run_image)

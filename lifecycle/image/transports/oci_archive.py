@@ -1,6 +1,6 @@
 """The ``oci-archive:FILE[:TAG]`` source and sink: a tar of an OCI image layout.
 
-Archives are written deterministically (members sorted, mtime fixed at CONTRACT §4's
+Archives are written deterministically (members sorted, mtime fixed at docs/reference.md §4's
 constant, uid/gid 0 without names) into a temporary file that replaces FILE when complete;
 a sink writes a new archive holding just this image. They are read lazily: one pass over
 the tar headers (seeking past the data), then each blob is read from its offset. Compressed

@@ -1,4 +1,4 @@
-"""The embedded local store (CONTRACT §2): an OCI layout under ``$HYBRIDLESS_HOME/store``.
+"""The embedded local store (docs/reference.md §2): an OCI layout under ``$HYBRIDLESS_HOME/store``.
 
 Bare references (``name[:tag]``) name images here; each is an ``index.json`` entry whose
 ``org.opencontainers.image.ref.name`` is ``name:tag``, so ``skopeo``/``umoci`` can read the

@@ -1,4 +1,4 @@
-"""Reference parsing: every form of CONTRACT §2, its canonical spelling, and clear errors."""
+"""Reference parsing: every form of docs/reference.md §2, its canonical spelling, clear errors."""
 
 from __future__ import annotations
 
