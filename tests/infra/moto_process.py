@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -48,11 +50,14 @@ class MotoProcess:
 
 
 @contextmanager
-def moto_process(workdir: Path, *, require_auth: bool = False) -> Iterator[MotoProcess]:
+def moto_process(
+    workdir: Path, *, require_auth: bool = False, tls: tuple[Path, Path] | None = None
+) -> Iterator[MotoProcess]:
     """Run ``python -m moto.server`` on a free loopback port with its recorder on.
 
     With ``require_auth``, moto checks every request's credentials against its IAM users, so
-    unknown access keys are refused as AWS refuses them.
+    unknown access keys are refused as AWS refuses them. With ``tls`` (certificate, key) it
+    serves HTTPS.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     recording = workdir / "moto-recording.jsonl"
@@ -64,27 +69,71 @@ def moto_process(workdir: Path, *, require_auth: bool = False) -> Iterator[MotoP
     failure = ""
     for _attempt in range(3):
         port = free_port()
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        if tls is not None:
+            command += ["-c", str(tls[0]), "-k", str(tls[1])]
         with log.open("ab") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                command,
                 env=env,
                 cwd=workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
+        scheme = "https" if tls else "http"
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/moto-api/", 30.0, process=process)
+            if tls:
+                _wait_for_port(port, 30.0, process)
+            else:
+                wait_for_http(f"http://127.0.0.1:{port}/moto-api/", 30.0, process=process)
         except (RuntimeError, TimeoutError) as exc:
             failure = str(exc)
             _stop(process)
             continue
         try:
-            yield MotoProcess(url=f"http://127.0.0.1:{port}", recording=recording)
+            yield MotoProcess(url=f"{scheme}://127.0.0.1:{port}", recording=recording)
         finally:
             _stop(process)
         return
     raise ServiceUnavailable(f"failed to start moto's server: {failure}\n{log_tail(log)}")
+
+
+def _wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Wait until something accepts TCP connections on ``port`` (TLS servers: no HTTP probe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto exited with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout:g}s")
+
+
+def make_tls_files(workdir: Path) -> tuple[Path, Path, Path]:
+    """Make a CA and a certificate for 127.0.0.1 signed by it; return (CA, cert, key)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (
+        workdir / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    ext = workdir / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+         "-days", "2", "-subj", "/CN=hybridless test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)],
+    ]  # fmt: skip
+    for step in steps:
+        done = subprocess.run(["openssl", *step], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServiceUnavailable(f"openssl {step[0]} failed: {done.stderr.strip()[-300:]}")
+    return ca, cert, key
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

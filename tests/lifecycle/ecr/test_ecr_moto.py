@@ -18,7 +18,7 @@ from lifecycle.ecr.hosts import parse_host
 from lifecycle.ecr.repository import ensure_repository, lifecycle_policy
 from lifecycle.ecr.settings import EcrSettings
 from lifecycle.errors import RegistryAuthError, RegistryError, RegistryUnreachable
-from tests.infra.moto_process import MotoProcess, moto_process
+from tests.infra.moto_process import MotoProcess, make_tls_files, moto_process
 from tests.lifecycle.ecr.conftest import ACCOUNT, HOST, REGION
 
 ECR_HOST = parse_host(HOST)
@@ -228,3 +228,22 @@ def test_unreachable_endpoint_is_70(aws_env: Path) -> None:
         with pytest.raises(RegistryUnreachable) as caught:
             login(ECR_HOST, target, None)
     assert caught.value.exit_code == 70
+
+
+def test_tls_endpoint_needs_its_ca(
+    tmp_path: Path, aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    with moto_process(tmp_path / "moto-tls", tls=(cert, key)) as secure:
+        assert secure.url.startswith("https://")
+        target = AwsTarget(region=REGION, endpoint_url=secure.url)
+        with pytest.raises(RegistryUnreachable) as caught:
+            login(ECR_HOST, target, None)
+        assert caught.value.exit_code == 70
+        assert "TLS" in caught.value.message and "--ca-bundle" in str(caught.value)
+        # The --ca-bundle argument ...
+        with_ca = AwsTarget(region=REGION, endpoint_url=secure.url, ca_bundle=ca)
+        assert login(ECR_HOST, with_ca, None).username == "AWS"
+        # ... and AWS_CA_BUNDLE, which botocore applies itself.
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
+        assert login(ECR_HOST, target, None).username == "AWS"
