@@ -215,7 +215,7 @@ class RuntimeApiServer:
             except OSError:
                 return
             if not self._slots.acquire(blocking=False):
-                _send(conn, 503, {"errorType": "TooManyConnections", "errorMessage": "busy"})
+                _send(conn, 503, _error("TooManyConnections", "busy"), timeout=1.0)
                 _shutdown(conn)
                 continue
             with self._lock:
@@ -367,6 +367,7 @@ class _Reader:
         self.closed = closed
         # A bytearray: appending is amortised O(1), so a 6 MB body is not copied per chunk.
         self.buffer = bytearray()
+        self.served = 0  # requests read so far on this connection
 
     def request(self) -> Request:
         head = self._head()
@@ -403,15 +404,18 @@ class _Reader:
             self.conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _head(self) -> bytes:
-        # Waiting for a request's first byte may take long (idle keep-alive); once it has
-        # started, the whole head must arrive within head_seconds.
+        # Between requests on a kept-alive connection a client may idle for long; a new
+        # connection must send its first request promptly, or it only holds a slot. Once a
+        # request has started, its whole head must arrive within head_seconds.
         deadline: float | None = None
-        idle_until = time.monotonic() + self.limits.idle_seconds
+        idle = self.limits.idle_seconds if self.served else self.limits.head_seconds
+        idle_until = time.monotonic() + idle
         while True:
             end = self.buffer.find(b"\r\n\r\n")
             if end >= 0:
                 head = bytes(self.buffer[:end])
                 del self.buffer[: end + 4]
+                self.served += 1
                 return head
             if len(self.buffer) > self.limits.max_head:
                 raise HttpError(431, "HeadersTooLarge", "request head too large")
@@ -544,16 +548,28 @@ def _error(error_type: str, message: str) -> dict[str, str]:
 
 
 def _send(
-    conn: socket.socket, status: int, document: dict[str, str], *, close: bool = False
+    conn: socket.socket,
+    status: int,
+    document: dict[str, str],
+    *,
+    close: bool = False,
+    timeout: float = 30.0,
 ) -> None:
     body = json.dumps(document).encode()
     headers = {"Content-Type": "application/json"}
     if close:
         headers["Connection"] = "close"
-    _send_raw(conn, status, body, headers)
+    _send_raw(conn, status, body, headers, timeout=timeout)
 
 
-def _send_raw(conn: socket.socket, status: int, body: bytes, headers: dict[str, str]) -> None:
+def _send_raw(
+    conn: socket.socket,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float = 30.0,
+) -> None:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}"]
     for name, value in headers.items():
         # Header values we send come from our own invocation; refuse to split a response.
@@ -563,7 +579,7 @@ def _send_raw(conn: socket.socket, status: int, body: bytes, headers: dict[str, 
     lines.append(f"Content-Length: {len(body)}")
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     try:
-        conn.settimeout(30)
+        conn.settimeout(timeout)
         conn.sendall(data)
     except OSError:
         pass  # the client left; its loss

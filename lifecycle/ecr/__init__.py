@@ -34,6 +34,7 @@ __all__ = [
     "merge",
     "parse_host",
     "parse_tag_flag",
+    "prepare_repository",
     "target_for",
 ]
 
@@ -54,3 +55,19 @@ def credentials_for(
         return None
     target = target_for(parsed.region, profile=profile, ca_bundle=ca_bundle)
     return login(parsed, target, cache_root() if cache_dir is None else cache_dir)
+
+
+def prepare_repository(
+    host: str,
+    repository: str,
+    settings: EcrSettings,
+    *,
+    profile: str | None = None,
+    ca_bundle: Path | None = None,
+) -> RepositoryState | None:
+    """Before a push to ``host/repository``: ensure the ECR repository; ``None`` if not ECR."""
+    parsed = parse_host(host)
+    if parsed is None:
+        return None
+    target = target_for(parsed.region, profile=profile, ca_bundle=ca_bundle)
+    return ensure_repository(parsed, repository, settings, target)

@@ -314,3 +314,11 @@ def test_second_next_waits_until_close() -> None:
 def test_hostile_invocations_are_refused(fields: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         Invocation(event=b"{}", **fields)  # type: ignore[arg-type]
+
+
+def test_silent_connections_are_dropped(server: RuntimeApiServer) -> None:
+    # A connection that never sends a request only holds a slot for head_seconds (1 s here).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(100) == b""  # closed by the server, no answer
+        assert time.monotonic() - started < 3

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lifecycle.ecr import credentials_for
+from lifecycle.ecr import credentials_for, prepare_repository
 from lifecycle.ecr.client import AwsTarget, target_for
 from lifecycle.ecr.credentials import login
 from lifecycle.ecr.hosts import parse_host
@@ -247,3 +247,14 @@ def test_tls_endpoint_needs_its_ca(
         # ... and AWS_CA_BUNDLE, which botocore applies itself.
         monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
         assert login(ECR_HOST, target, None).username == "AWS"
+
+
+def test_prepare_repository_only_touches_ecr_hosts(
+    moto_ecr: MotoProcess, aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", moto_ecr.url)
+    before = moto_ecr.calls()
+    assert prepare_repository("127.0.0.1:5000", "orders/api", EcrSettings()) is None
+    assert moto_ecr.calls() == before
+    state = prepare_repository(HOST, "prepared/api", EcrSettings())
+    assert state is not None and state.created
