@@ -12,9 +12,15 @@ from pathlib import Path
 from lifecycle.ecr.client import AwsTarget, target_for
 from lifecycle.ecr.credentials import EcrCredentials, login
 from lifecycle.ecr.hosts import EcrHost, is_ecr_host, parse_host
-from lifecycle.ecr.naming import default_tag, hybridless_repository
+from lifecycle.ecr.naming import (
+    DEFAULT_STAGE,
+    check_repository,
+    default_tag,
+    hybridless_repository,
+)
 from lifecycle.ecr.repository import RepositoryState, ensure_repository, lifecycle_policy
 from lifecycle.ecr.settings import EcrOverrides, EcrSettings, from_table, merge, parse_tag_flag
+from lifecycle.errors import DescriptorSchemaError
 from lifecycle.paths import cache_root
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "parse_host",
     "parse_tag_flag",
     "prepare_repository",
+    "repository_name",
     "target_for",
 ]
 
@@ -71,3 +78,28 @@ def prepare_repository(
         return None
     target = target_for(parsed.region, profile=profile, ca_bundle=ca_bundle)
     return ensure_repository(parsed, repository, settings, target)
+
+
+def repository_name(
+    settings: EcrSettings,
+    *,
+    plain: str,
+    function: str,
+    stage: str | None,
+    project_name: str | None,
+) -> str:
+    """The repository a function's image goes to: ``plain`` as given, or Hybridless's name.
+
+    Hybridless naming takes the service from ``[io.hybridless.ecr] service``, else the
+    descriptor's ``[_].name``; the stage defaults to Serverless's ``dev``.
+    """
+    if settings.repository_naming == "plain":
+        check_repository(plain)
+        return plain
+    service = settings.service or project_name
+    if not service:
+        raise DescriptorSchemaError(
+            "failed to name the ECR repository: hybridless naming needs a service name",
+            hint="set [io.hybridless.ecr] service or [_] name in project.toml",
+        )
+    return hybridless_repository(service, function, stage or DEFAULT_STAGE)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import pytest
 
+from lifecycle.ecr import EcrSettings, repository_name
 from lifecycle.ecr.naming import (
     check_repository,
     default_tag,
     hybridless_repository,
     serverless_normalized,
 )
-from lifecycle.errors import InvalidReference
+from lifecycle.errors import DescriptorSchemaError, InvalidReference
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,17 @@ def test_default_tag_is_twelve_hex_digits_of_the_manifest_digest() -> None:
 def test_default_tag_refuses_non_digests(digest: str) -> None:
     with pytest.raises(InvalidReference):
         default_tag(digest)
+
+
+def test_repository_name_chooses_the_naming_and_the_service() -> None:
+    plain = EcrSettings()
+    named = EcrSettings(repository_naming="hybridless")
+    own = EcrSettings(repository_naming="hybridless", service="billing-svc")
+    kw = {"plain": "team/orders", "function": "get-user", "stage": None, "project_name": "Orders"}
+    assert repository_name(plain, **kw) == "team/orders"  # type: ignore[arg-type]
+    assert repository_name(named, **kw) == "orders/getuser.0-dev.v3"  # type: ignore[arg-type]
+    assert repository_name(own, **kw) == "billingsvc/getuser.0-dev.v3"  # type: ignore[arg-type]
+    with pytest.raises(DescriptorSchemaError):
+        repository_name(named, plain="x", function="f", stage="dev", project_name=None)
+    with pytest.raises(InvalidReference):
+        repository_name(plain, plain="Team/Orders", function="f", stage=None, project_name=None)
