@@ -115,3 +115,9 @@ class Interrupted(LifecycleError):
 
     exit_code = 130
 
+
+
+class ContainerStartFailed(LifecycleError):
+    """``run`` or ``invoke`` failed before the container started (as ``docker run`` uses 125)."""
+
+    exit_code = 125
