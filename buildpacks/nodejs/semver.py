@@ -16,7 +16,7 @@ Version = tuple[int, int, int]
 
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _PARTIAL = re.compile(r"^(?P<op><=|>=|<|>|=|\^|~>?)?\s*v?(?P<parts>[\dxX*]+(?:\.[\dxX*]+){0,2})"
-                      r"(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+                      r"(?P<pre>-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _OPERATORS = ("<=", ">=", "<", ">", "=", "^", "~", "~>")
 _TOP = (1 << 31, 0, 0)
 
@@ -143,6 +143,20 @@ def _upper_of(parts: list[int | None]) -> Bound | None:
     return Bound((major, minor, patch), True)
 
 
+def _pre_release(op: str, release: Version) -> Interval:
+    """A comparator on ``X.Y.Z-tag``, which sorts just below release ``X.Y.Z``."""
+    nothing = Interval(Bound(_TOP, False), Bound((0, 0, 0), False))
+    if op == "=":
+        return nothing  # only that pre-release, which is never installed
+    if op in (">", ">="):
+        return Interval(Bound(release, True))
+    if op in ("<", "<="):
+        return Interval(high=Bound(release, False))
+    top = (release[0] + 1, 0, 0) if op == "^" and release[0] > 0 else (
+        release[0], release[1] + 1, 0)
+    return Interval(Bound(release, True), Bound(top, False))
+
+
 def _comparator(text: str) -> Interval:
     match = _PARTIAL.match(text)
     if not match:
@@ -151,6 +165,8 @@ def _comparator(text: str) -> Interval:
     parts = _parts(match["parts"])
     major, minor, patch = parts
     floor = _floor(parts)
+    if match["pre"] and None not in parts:
+        return _pre_release(op, floor)
     if major is None:
         # "*", ">=*": anything; "<*", ">*": nothing, as in node-semver.
         return Interval() if op in ("=", ">=", "<=", "^", "~", "~>") else Interval(
