@@ -54,38 +54,38 @@ def unpack(tarball: Path, dest: Path, *, what: str) -> None:
                     links.append((rel, link))
                 else:
                     raise _refused(what, info.name, "is not a file, directory or link")
+        for rel, link in links:
+            target = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _check_parents(root, target, what, rel)
+            if os.path.lexists(target):
+                os.unlink(target)
+            os.symlink(link, target)
+        # Each link was checked on its own; a chain through another link could still lead out,
+        # so the finished tree is checked as a whole.
+        for rel, link in links:
+            resolved = os.path.realpath(os.path.join(root, rel))
+            if resolved != root and not resolved.startswith(root + os.sep):
+                raise _refused(what, PREFIX + rel, f"is a link to {link!r}, which leads outside "
+                                                   "the layer through another link")
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise BuildpackFailed(f"failed to unpack {what} ({tarball.name}): {exc}",
                               hint="the download is damaged; run the build again") from exc
-    for rel, link in links:
-        target = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        _check_parents(root, target, what, rel)
-        if os.path.lexists(target):
-            os.unlink(target)
-        os.symlink(link, target)
-    # Each link was checked on its own; a chain through another link could still lead out,
-    # so the finished tree is checked as a whole.
-    for rel, link in links:
-        resolved = os.path.realpath(os.path.join(root, rel))
-        if resolved != root and not resolved.startswith(root + os.sep):
-            raise _refused(what, PREFIX + rel, f"is a link to {link!r}, which leads outside "
-                                               "the layer through another link")
 
 
 def _relative(name: str, what: str) -> str | None:
     """The entry's path under the destination; None for the ``package`` directory itself."""
     if name.startswith("/") or "\\" in name:
         raise _refused(what, name, "has an absolute or Windows path")
+    if ".." in name.split("/"):
+        # npm never packs one; judging where it would lead is not worth the risk.
+        raise _refused(what, name, "climbs out with '..'")
     normal = posixpath.normpath(name)
     if normal in (".", "package"):
         return None
     if not normal.startswith(PREFIX):
         raise _refused(what, name, "is outside package/")
-    rel = normal.removeprefix(PREFIX)
-    if rel.startswith("../") or rel == ".." or "/../" in f"/{rel}/":
-        raise _refused(what, name, "climbs out with '..'")
-    return rel
+    return normal.removeprefix(PREFIX)
 
 
 def _check_link(rel: str, link: str, what: str, name: str) -> None:
