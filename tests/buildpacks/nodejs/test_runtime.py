@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,7 +21,12 @@ from buildpacks.nodejs import NodejsBuildpack
 from buildpacks.nodejs.runtime import package_for
 from lifecycle.testing import BuildRun, Kit
 from tests.buildpacks.nodejs.npmserver import NpmServer, cached_download, serving
-from tests.infra.images import cache_root
+from tests.infra.cli import CliRunner
+from tests.infra.containers import load_archive, run_to_exit
+from tests.infra.images import BaseImage, cache_root
+
+if TYPE_CHECKING:
+    import docker
 
 NODE_VERSION = "22.12.0"
 NPM_VERSION = "10.9.2"
@@ -172,3 +178,33 @@ def test_bad_stack_provides_fails_clearly(kit: Kit) -> None:
     app = kit.app({"index.js": HANDLER})
     kit.build(app, env={"HYBRIDLESS_STACK_PROVIDES": "nodejs=22"}).assert_failed(
         "failed to read HYBRIDLESS_STACK_PROVIDES='nodejs=22': not JSON", exit_code=50)
+
+
+@pytest.mark.docker
+def test_the_image_runs_the_layer_node_not_the_base_one(
+        registry: NpmServer, debian_base: BaseImage, docker_client: docker.DockerClient,
+        tmp_path: Path) -> None:
+    # The Debian base has Debian's Node.js 18 on its PATH; the app asks for 22.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "app", "engines": {"node": "22"}}')
+    (app / "task.js").write_text(
+        "exports.handler = async () => { console.log(`node ${process.version} "
+        "first-on-path ${process.env.PATH.split(':')[0]}`); return {}; };\n")
+    (app / "project.toml").write_text('[_]\nid = "test.node-layer-e2e"\n\n'
+                                      '[[io.hybridless.functions]]\nname = "task"\n'
+                                      'handler = "task.handler"\nevent = "process"\n')
+    cli = CliRunner(tmp_path / "home", tmp_path / "cache")
+    archive = tmp_path / "image.tar"
+    tag = "hybridless-tests/node-layer:e2e"
+    result = cli("build", app, "--image", f"docker-archive:{archive}:{tag}", "--run-image",
+                 debian_base.ref, "--env", f"npm_config_registry={registry.url}/")
+    assert result.returncode == 0, result.stderr
+    load_archive(docker_client, archive)
+    try:
+        finished = run_to_exit(docker_client, tag)
+    finally:
+        docker_client.images.remove(tag, force=True)
+    assert finished.exit_code == 0, finished.stderr
+    assert (f"node v{NODE_VERSION} first-on-path /layers/hybridless_nodejs/node/bin"
+            in finished.stdout), finished.stdout + finished.stderr
