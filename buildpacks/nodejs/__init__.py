@@ -115,7 +115,7 @@ class NodejsBuildpack:
         options = parse_options(ctx.options)
         project = NodeProject.read(ctx.app_dir)
         node = requested_version(ctx.functions, project.package, ctx.app_dir)
-        provides = stack_provides(ctx.env)
+        provides = stack_provides(ctx)
         runtime: NodeRuntime | None = None
         if wants_layer(options.node, provides):
             runtime = install_node(ctx, node)

@@ -77,9 +77,13 @@ class NodeRuntime:
         return extra
 
 
-def stack_provides(env: Mapping[str, str]) -> Mapping[str, str]:
-    """What the stack's run image already has (``{"nodejs": "22"}``), as the engine passes it."""
-    raw = env.get(PROVIDES_ENV, "").strip()
+def stack_provides(ctx: BuildContext) -> Mapping[str, str]:
+    """What the stack's run image already has (``{"nodejs": "22"}``), as the engine passes it:
+    a ``stack_provides`` mapping on the context once it has one, else ``PROVIDES_ENV``."""
+    given = getattr(ctx, "stack_provides", None)
+    if isinstance(given, Mapping):
+        return {str(k): str(v) for k, v in given.items()}
+    raw = ctx.env.get(PROVIDES_ENV, "").strip()
     if not raw:
         return {}
     try:
