@@ -218,8 +218,8 @@ def _warn_on_mismatch(ctx: BuildContext, node: NodeVersion, build_node: str,
                       major: int | None, provided: str | None) -> None:
     # Without a node layer, commands run with the build host's Node; say so when it is not
     # the one asked for, since native modules are compiled for the build's Node.
-    if provided is not None and not satisfies(node.requested, host_major(f"v{provided}.0")
-                                              or -1):
+    provided_major = host_major(f"{provided}.") if provided else None
+    if provided_major is not None and not satisfies(node.requested, provided_major):
         ctx.log.warning("the app asks for Node.js %s (%s) but the stack's run image provides "
                         "Node.js %s", node.requested, node.source, provided)
     if major is not None and not satisfies(node.requested, major):

@@ -1,9 +1,11 @@
 """Which Node.js the app asks for: descriptor runtime, else ``engines.node``, else ``.nvmrc``.
 
-Only the major version matters to us: it selects the stack and it is what native modules are
-compiled against. Ranges are understood in the forms people write in ``engines.node``
-(``20``, ``20.x``, ``^20.1``, ``~18.4``, ``>=18``, ``>=18 <21``, ``18 || 20``, ``*``);
-anything else is recorded as written and treated as "any".
+Two readings of one request. :func:`satisfies` judges a major version, which is what selects
+a stack and what native modules are compiled against; it understands the forms people write in
+``engines.node`` (``20``, ``20.x``, ``^20.1``, ``~18.4``, ``>=18``, ``>=18 <21``,
+``18 || 20``, ``*``) and treats anything else as "any", never refusing a build.
+:meth:`NodeVersion.to_range` is the exact semver range the ``node`` layer is resolved with,
+and refuses what npm would not accept, since a version must then be chosen.
 """
 
 from __future__ import annotations
