@@ -2,6 +2,10 @@
 
 Layers (under ``/layers/hybridless_nodejs``):
 
+- ``node`` (launch, build, cache): Node.js and npm at the newest version the app asks for,
+  from the npm registry (:mod:`buildpacks.nodejs.runtime`); left out when the run image
+  provides Node.js. Every build command runs with its ``bin`` first on ``PATH`` and
+  ``npm_config_nodedir`` naming it; processes start its ``node``.
 - ``deps`` (launch): production ``node_modules``, reused while the lockfile, the manifest's
   dependency fields, the package-manager config, the Node major and the command are unchanged;
   ``/var/task/node_modules`` links to it.
@@ -13,6 +17,7 @@ Layers (under ``/layers/hybridless_nodejs``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,6 +34,8 @@ from buildpacks.nodejs.project import (
     infer_function,
     is_node_function,
 )
+from buildpacks.nodejs.runtime import NodeRuntime, stack_provides, wants_layer
+from buildpacks.nodejs.runtime import install as install_node
 from buildpacks.nodejs.versions import NodeVersion, host_major, requested_version, satisfies
 from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
@@ -38,6 +45,8 @@ from lifecycle.hookspecs import (
     BuildResult,
     DetectContext,
     DetectResult,
+    EnvValue,
+    Prepend,
     Require,
     hookimpl,
 )
@@ -106,10 +115,21 @@ class NodejsBuildpack:
         options = parse_options(ctx.options)
         project = NodeProject.read(ctx.app_dir)
         node = requested_version(ctx.functions, project.package, ctx.app_dir)
+        provides = stack_provides(ctx)
+        runtime: NodeRuntime | None = None
+        if wants_layer(options.node, provides):
+            runtime = install_node(ctx, node)
+            # Every later command (installs, the build script, webpack) runs this Node and
+            # its npm, and compiles addons against its headers.
+            ctx = dataclasses.replace(ctx, env={**ctx.env, **runtime.command_env(ctx.env)})
         cache = ctx.layer("cache", metadata={"version": 1}, cache=True)
-        build_node = _build_node_version(ctx, cache.path)
+        if runtime is not None:
+            build_node = runtime.version
+        else:
+            build_node = _build_node_version(ctx, cache.path)
+            runtime = NodeRuntime(build_node)
         major = host_major(build_node)
-        _warn_on_mismatch(ctx, node, build_node, major)
+        _warn_on_mismatch(ctx, node, build_node, major, provides.get("nodejs"))
 
         links: dict[str, str] = {}
         deps_link = ""
@@ -153,11 +173,21 @@ class NodejsBuildpack:
         shim = shim_layer(ctx)
         processes = processes_for(ctx.functions, ctx.descriptor, app_dir=ctx.app_dir,
                                   has_manifest=project.has_manifest,
-                                  shim_image_path=shim.image_path, built=built, log=ctx.log)
-        label = {**node.to_json(), "build-node": build_node, "package-manager": project.manager,
+                                  shim_image_path=shim.image_path, built=built, log=ctx.log,
+                                  node=runtime.node_command)
+        launch_env: dict[str, EnvValue] = {}
+        build_env: dict[str, EnvValue] = {}
+        if runtime.layer is not None:
+            launch_env["PATH"] = Prepend(f"{runtime.layer.image_path}/bin")
+            build_env["PATH"] = Prepend(str(runtime.layer.path / "bin"))
+            build_env["npm_config_nodedir"] = str(runtime.layer.path)
+        label = {**node.to_json(), "build-node": build_node,
+                 "node-source": "layer" if runtime.layer is not None else "image",
+                 "package-manager": project.manager,
                  "lockfile": project.lockfile, "build-steps": steps.describe()
                  if project.has_manifest else []}
         return BuildResult(processes=processes, app_exclude=APP_EXCLUDE, app_links=links,
+                           launch_env=launch_env, build_env=build_env,
                            labels={VERSION_LABEL: json.dumps(label, sort_keys=True,
                                                              separators=(",", ":"))})
 
@@ -185,9 +215,13 @@ def _build_node_version(ctx: BuildContext, cache_dir: Path) -> str:
 
 
 def _warn_on_mismatch(ctx: BuildContext, node: NodeVersion, build_node: str,
-                      major: int | None) -> None:
-    # Commands run on the build host until stacks land; say so when its Node is not the one
-    # asked for, since native modules are compiled for the build's Node.
+                      major: int | None, provided: str | None) -> None:
+    # Without a node layer, commands run with the build host's Node; say so when it is not
+    # the one asked for, since native modules are compiled for the build's Node.
+    provided_major = host_major(f"{provided}.") if provided else None
+    if provided_major is not None and not satisfies(node.requested, provided_major):
+        ctx.log.warning("the app asks for Node.js %s (%s) but the stack's run image provides "
+                        "Node.js %s", node.requested, node.source, provided)
     if major is not None and not satisfies(node.requested, major):
         ctx.log.warning("the app asks for Node.js %s (%s) but the build runs Node.js %s; "
                         "native modules may not load at run time", node.requested, node.source,

@@ -18,6 +18,13 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "Bundle with the project's own webpack when it has a webpack config "
                            "(default true).",
         },
+        "node": {
+            "enum": ["layer", "image"],
+            "description": "Where Node.js comes from: \"layer\" installs the requested version "
+                           "from the npm registry into a node layer; \"image\" uses the run "
+                           "image's own (default: \"image\" when the stack provides Node.js, "
+                           "else \"layer\").",
+        },
         "build-script": {
             "type": "string",
             "description": "The package.json script run with dev dependencies before export "
@@ -33,6 +40,7 @@ class Options:
 
     bundle: bool = True
     build_script: str = "build"
+    node: str | None = None
 
 
 def parse_options(raw: Mapping[str, Any]) -> Options:
@@ -42,4 +50,5 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     does not import jsonschema again: a no-change rebuild must not pay for it.
     """
     return Options(bundle=bool(raw.get("bundle", True)),
-                   build_script=str(raw.get("build-script", "build")))
+                   build_script=str(raw.get("build-script", "build")),
+                   node=str(raw["node"]) if "node" in raw else None)

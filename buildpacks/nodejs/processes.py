@@ -13,14 +13,14 @@ from lifecycle.functions import hybridless_env
 from lifecycle.hookspecs import Process
 
 
-def shim_command(shim_image_path: str) -> tuple[str, ...]:
-    """How the image starts the shim; ``node`` comes from the run image's PATH."""
-    return ("node", f"{shim_image_path}/index.mjs")
+def shim_command(shim_image_path: str, node: str = "node") -> tuple[str, ...]:
+    """How the image starts the shim: with the node layer's binary, else the image's ``node``."""
+    return (node, f"{shim_image_path}/index.mjs")
 
 
 def processes_for(functions: Sequence[Function], descriptor: Descriptor, *, app_dir: Path,
                   has_manifest: bool, shim_image_path: str, built: Mapping[str, Path],
-                  log: logging.Logger) -> tuple[Process, ...]:
+                  log: logging.Logger, node: str = "node") -> tuple[Process, ...]:
     """The processes of the functions this buildpack runs; others are left to their buildpack.
 
     ``built`` maps the top-level names the app's build produced to where they are on the
@@ -33,7 +33,7 @@ def processes_for(functions: Sequence[Function], descriptor: Descriptor, *, app_
         elif is_node_function(fn, app_dir, has_manifest=has_manifest) or fn.entrypoint.split(
                 "/", 1)[0] in built:
             _check_handler(fn, app_dir, built)
-            command = shim_command(shim_image_path)
+            command = shim_command(shim_image_path, node)
         else:
             log.debug("function %s: handler %s is not JavaScript; skipped", fn.name, fn.handler)
             continue

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Mapping
@@ -13,7 +15,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.infra.cli import CliRunner
+
+
+def _host_node_major() -> str:
+    found = re.match(r"v(\d+)\.", subprocess.run(["node", "--version"], capture_output=True,
+                                                 text=True, check=True).stdout)
+    assert found, "node --version printed no version"
+    return found[1]
+
+
+# What the engine passes for a stack whose run image provides Node.js. Tests about
+# dependencies and the app's build use the build host's Node, as such a stack's builds do,
+# instead of downloading Node.js into a layer for every build (test_runtime.py does that).
+HOST_NODE_PROVIDES = json.dumps({"nodejs": _host_node_major()})
+
+
+class ImageNodeCli(CliRunner):
+    """A CLI runner whose builds are told that the run image provides Node.js."""
+
+    def __call__(self, *args: str | os.PathLike[str], **kwargs: Any
+                 ) -> subprocess.CompletedProcess[str]:
+        """Run the CLI; ``build`` gets ``--env HYBRIDLESS_STACK_PROVIDES=…`` first."""
+        if args and args[0] == "build":
+            args = ("build", "--env", f"HYBRIDLESS_STACK_PROVIDES={HOST_NODE_PROVIDES}",
+                    *args[1:])
+        return super().__call__(*args, **kwargs)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CliRunner:
+    """The shared ``cli`` fixture, with builds on a base that provides Node.js."""
+    return ImageNodeCli(home=tmp_path / "hybridless-home", cache=tmp_path / "xdg-cache")
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:

@@ -14,6 +14,7 @@ import pytest
 from buildpacks.nodejs.layers import SHIM_DIR, shim_files
 from tests.buildpacks.nodejs.conftest import (
     ImageContents,
+    ImageNodeCli,
     build_layout,
     lock,
     npm_package,
@@ -89,7 +90,7 @@ def built(busybox_base: BaseImage, tmp_path_factory: pytest.TempPathFactory
     """The standard app, built once for the tests that only read the image."""
     root = tmp_path_factory.mktemp("built")
     app = make_app(root / "app")
-    runner = CliRunner(root / "home", root / "cache")
+    runner = ImageNodeCli(root / "home", root / "cache")
     _, image = build_layout(runner, app, busybox_base.ref, root / "out")
     return app, image
 
@@ -196,7 +197,7 @@ def test_same_app_from_two_directories_gives_one_digest(busybox_base: BaseImage,
     os.utime(second / "package.json", (1e9, 1e9))
     digests = []
     for index, app in enumerate((first, second)):
-        runner = CliRunner(tmp_path / f"home{index}", tmp_path / f"cache{index}")
+        runner = ImageNodeCli(tmp_path / f"home{index}", tmp_path / f"cache{index}")
         doc = run_json(runner, "build", app, "--image", f"oci:{tmp_path}/out{index}:img",
                        "--run-image", busybox_base.ref)
         digests.append(doc["digest"])

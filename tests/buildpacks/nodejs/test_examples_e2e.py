@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.buildpacks.nodejs.conftest import ImageNodeCli
 from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
 from tests.infra.containers import RunningContainer, load_archive, run_to_exit, running
@@ -49,7 +50,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def module_cli(workdir: Path) -> CliRunner:
-    return CliRunner(home=workdir / "home", cache=workdir / "cache")
+    # The Debian base provides Node.js: these tests are about the shim and the examples'
+    # dependencies on it, not about the node layer (test_runtime.py covers that).
+    return ImageNodeCli(home=workdir / "home", cache=workdir / "cache")
 
 
 def _build(cli: CliRunner, client: docker.DockerClient, base: BaseImage, workdir: Path,
