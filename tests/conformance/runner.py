@@ -25,10 +25,18 @@ CASES_DIR = Path(__file__).resolve().parent / "cases"
 HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 CASE_HEADER = "x-conformance-case"
 FORMATS = ("apigw-v1", "apigw-v2", "alb", "alb-multi")
+# At most this many cases may lack an AWS source (issue: re-derive the corpus from AWS).
+MAX_UNVERIFIED = 10
+# Expectations on these event fields are where the shims once differed from AWS: a case that
+# checks one of them, sends an encoded or query-bearing path, sets STAGE or relies on the
+# HTTP API shortcut must name its AWS source.
+_MUST_BE_SOURCED = re.compile(r"(?i)stage|path|query")
 
 _CASE_KEYS = {
     "name",
     "description",
+    "source",
+    "unverified",
     "format",
     "env",
     "request",
@@ -55,6 +63,8 @@ class Case:
     name: str
     format: str
     description: str
+    source: str | None
+    unverified: str | None
     env: Mapping[str, str]
     request: Mapping[str, Any]
     behavior: Mapping[str, Any] | None
@@ -67,7 +77,45 @@ def load_cases(cases_dir: Path = CASES_DIR) -> list[Case]:
     cases = [_parse_case(path) for path in sorted(cases_dir.glob("*.json"))]
     if not cases:
         raise AssertionError(f"no conformance cases found in {cases_dir}")
+    unverified = [c.name for c in cases if c.unverified is not None]
+    if len(unverified) > MAX_UNVERIFIED:
+        raise AssertionError(
+            f"{len(unverified)} unverified cases (at most {MAX_UNVERIFIED}): {unverified}; "
+            "find an AWS source for some of them"
+        )
     return cases
+
+
+def _check_provenance(name: str, raw: Mapping[str, Any]) -> None:
+    """Exactly one of 'source' (an AWS source) or 'unverified' (why none exists), non-empty."""
+    source, unverified = raw.get("source"), raw.get("unverified")
+    given = [key for key, value in (("source", source), ("unverified", unverified)) if value]
+    if len(given) != 1 or not all(isinstance(raw[key], str) for key in given):
+        raise AssertionError(
+            f"{name}: give exactly one non-empty string, 'source' (the AWS docs page, AWS "
+            "sample event or AWS-validated recording it follows) or 'unverified' (why none exists)"
+        )
+    if unverified is None:
+        return
+    request = raw.get("request", {})
+    behavior = raw.get("behavior") or {}
+    result = behavior.get("return") if isinstance(behavior, dict) else None
+    shortcut = (
+        raw.get("format") == "apigw-v2"
+        and "return" in behavior
+        and not (isinstance(result, dict) and "statusCode" in result)
+    )
+    touches = (
+        shortcut
+        or any(ch in str(request.get("path", "")) for ch in "%+?")
+        or "STAGE" in raw.get("env", {})
+        or any(_MUST_BE_SOURCED.search(key) for key in raw.get("expect_event") or {})
+    )
+    if touches:
+        raise AssertionError(
+            f"{name}: a case about query decoding, path encoding, the stage or the HTTP API "
+            "shortcut cannot be unverified; give its AWS 'source'"
+        )
 
 
 def _parse_case(path: Path) -> Case:
@@ -84,6 +132,7 @@ def _parse_case(path: Path) -> Case:
         raise AssertionError(f"{path.name}: 'request' needs 'method' and 'path'")
     if "body" in request and "body_base64" in request:
         raise AssertionError(f"{path.name}: give 'body' or 'body_base64', not both")
+    _check_provenance(path.name, raw)
     env = {
         key: value if isinstance(value, str) else json.dumps(value)
         for key, value in raw.get("env", {}).items()
@@ -92,6 +141,8 @@ def _parse_case(path: Path) -> Case:
         name=raw["name"],
         format=raw["format"],
         description=raw.get("description", ""),
+        source=raw.get("source"),
+        unverified=raw.get("unverified"),
         env=env,
         request=request,
         behavior=raw.get("behavior"),

@@ -14,6 +14,9 @@ const JSON_TYPE = 'application/json';
 const BAD_GATEWAY = '{"message":"Internal server error"}';
 const GATEWAY_TIMEOUT = '{"message":"Endpoint request timed out"}';
 const TOO_LARGE = '{"message":"Request Entity Too Large"}';
+// What an ALB itself answers when its Lambda target fails: a small HTML page, not JSON.
+const ALB_BAD_GATEWAY = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n'
+  + '<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n';
 const HEALTHY = 'Healthy!';
 const EMPTY = '';
 // Outlast an ALB's 60 s idle timeout, so the load balancer, not us, closes idle connections.
@@ -74,6 +77,14 @@ export function startHttpd(cfg, handler) {
     send(res, statusCode, undefined, headers, body);
   }
 
+  const isAlb = httpFormat === 'alb' || httpFormat === 'alb-multi';
+
+  /** The 502 of the product in front: API Gateway's JSON message, or the ALB's HTML page. */
+  function sendBadGateway(res) {
+    if (isAlb) send(res, 502, undefined, ['content-type', 'text/html'], ALB_BAD_GATEWAY);
+    else sendJson(res, 502, BAD_GATEWAY);
+  }
+
   function release() {
     inFlight -= 1;
     const next = queue.shift();
@@ -103,7 +114,7 @@ export function startHttpd(cfg, handler) {
       deadlines.remove(this);
       if (err !== null) {
         logError(this.requestId, 'Invoke Error', toLambdaError(err));
-        sendJson(this.res, 502, BAD_GATEWAY);
+        sendBadGateway(this.res);
       } else {
         respond(this.req, this.res, this.requestId, result);
       }
@@ -121,7 +132,7 @@ export function startHttpd(cfg, handler) {
     } catch (err) {
       // A request we cannot map is our bug, but it must cost one 502, not the process.
       logError('-', 'failed to build the event', toLambdaError(err));
-      sendJson(res, 502, BAD_GATEWAY);
+      sendBadGateway(res);
       release();
       return;
     }
@@ -137,7 +148,7 @@ export function startHttpd(cfg, handler) {
       if (cors) decorate(cors, firstHeader(req.rawHeaders, 'origin'), response.headers);
     } catch (err) {
       logError(requestId, 'Invoke Error', toLambdaError(err));
-      sendJson(res, 502, BAD_GATEWAY);
+      sendBadGateway(res);
       return;
     }
     try {
@@ -151,7 +162,7 @@ export function startHttpd(cfg, handler) {
       } else {
         // The refused writeHead already set the reason phrase ("OK"); let the 502 pick its own.
         res.statusMessage = undefined;
-        sendJson(res, 502, BAD_GATEWAY);
+        sendBadGateway(res);
       }
     }
   }

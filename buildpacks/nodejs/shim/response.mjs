@@ -121,7 +121,9 @@ function reasonFrom(statusDescription, statusCode) {
 }
 
 function shortcut(result) {
-  const body = JSON.stringify(result === undefined ? null : result);
+  // A string goes out as it is (AWS's guide turns "Hello from Lambda!" into that body,
+  // unquoted); anything else as its compact JSON text.
+  const body = typeof result === 'string' ? result : JSON.stringify(result === undefined ? null : result);
   return { statusCode: 200, reason: undefined, headers: ['content-type', 'application/json'], body };
 }
 

@@ -69,7 +69,7 @@ class HttpdApp:
             error = outcome.error
             trace = "\n".join(outcome.stack or [])
             log(f"[ERROR] {request_id} {type(error).__name__}: {error}\nTraceback:\n{trace}")
-            answer = response.error_response()
+            answer = response.error_response(self.http_format)
         else:
             result = outcome.result
             try:
@@ -80,7 +80,7 @@ class HttpdApp:
                     answer = response.to_response(result, self.http_format)
             except response.MalformedResult as exc:
                 log(f"[ERROR] {request_id} Malformed Lambda proxy response: {exc}")
-                answer = response.error_response()
+                answer = response.error_response(self.http_format)
         if self.cors is not None:
             cors.decorate(self.cors, request, answer)
         reply(answer)

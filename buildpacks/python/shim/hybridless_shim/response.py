@@ -13,6 +13,11 @@ JSON_TYPE = "application/json"
 ERROR_BODY = b'{"message":"Internal server error"}'
 TIMEOUT_BODY = b'{"message":"Endpoint request timed out"}'
 TOO_LARGE_BODY = b'{"message":"Request Entity Too Large"}'
+# What an ALB itself answers when its Lambda target fails: a small HTML page, not JSON.
+ALB_ERROR_BODY = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 _new_response = object.__new__
@@ -22,8 +27,10 @@ class MalformedResult(ValueError):
     """The handler returned something the front end cannot turn into a response."""
 
 
-def error_response() -> Response:
-    """The 502 API Gateway sends when the handler throws or answers nonsense."""
+def error_response(http_format: str = "apigw-v1") -> Response:
+    """The 502 API Gateway (or an ALB) sends when the handler throws or answers nonsense."""
+    if http_format == "alb" or http_format == "alb-multi":
+        return Response(502, [("Content-Type", "text/html")], ALB_ERROR_BODY)
     return Response(502, [("Content-Type", JSON_TYPE)], ERROR_BODY)
 
 
@@ -145,7 +152,14 @@ def to_response(result: Any, http_format: str) -> Response:
     if isinstance(result, dict) and "statusCode" in result:
         return from_structured(result, http_format)
     if http_format == "apigw-v2":
-        # HTTP APIs send any other result as a 200 whose body is its JSON text.
+        # HTTP APIs send any other result as a 200 JSON answer: a string as it is (AWS's
+        # guide turns "Hello from Lambda!" into that body, unquoted), the rest as JSON text.
+        if isinstance(result, str):
+            try:
+                text = result.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise MalformedResult(f"the result string is not UTF-8 text: {exc}") from None
+            return Response(200, [("Content-Type", JSON_TYPE)], text)
         try:
             body = to_json(result).encode("utf-8")
         except (TypeError, ValueError) as exc:
