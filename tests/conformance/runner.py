@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ _CASE_KEYS = {
     "env",
     "request",
     "behavior",
+    "stuck_first",
     "expect_event",
     "expect_response",
 }
@@ -70,6 +72,7 @@ class Case:
     behavior: Mapping[str, Any] | None
     expect_event: Mapping[str, Any] | None
     expect_response: Mapping[str, Any] = field(default_factory=dict)
+    stuck_first: Mapping[str, Any] | None = None
 
 
 def load_cases(cases_dir: Path = CASES_DIR) -> list[Case]:
@@ -148,6 +151,7 @@ def _parse_case(path: Path) -> Case:
         behavior=raw.get("behavior"),
         expect_event=raw.get("expect_event"),
         expect_response=raw.get("expect_response", {}),
+        stuck_first=raw.get("stuck_first"),
     )
 
 
@@ -164,9 +168,34 @@ def case_env(case: Case) -> dict[str, str]:
     }
 
 
+def _occupy(base_url: str, case: Case) -> list[threading.Thread]:
+    """Start the case's ``stuck_first`` requests in the background, then wait ``wait_ms``."""
+    spec = case.stuck_first or {}
+    parts = urlsplit(base_url)
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        try:
+            conn.request("GET", spec.get("path", "/stuck"), headers={CASE_HEADER: case.name})
+            conn.getresponse().read()
+        except OSError:
+            pass  # only the calls they start matter, not their answers
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(int(spec["count"]))]
+    for thread in threads:
+        thread.start()
+    time.sleep(float(spec.get("wait_ms", 500)) / 1000)
+    return threads
+
+
 def check_case(base_url: str, case: Case) -> None:
     """Send the case's request to base_url and raise AssertionError listing every mismatch."""
+    threads = _occupy(base_url, case) if case.stuck_first else []
     status, reason, headers, body = _send(base_url, case)
+    for thread in threads:
+        thread.join(timeout=30)
     problems: list[str] = []
     expect = case.expect_response or {}
     want_status = expect.get("status", 200)

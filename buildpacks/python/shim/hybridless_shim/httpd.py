@@ -17,6 +17,7 @@ from .settings import Settings
 
 DEFAULT_TIMEOUT_MS = 30000
 HEALTHY = b"Healthy!"
+WEDGED = b"Unhealthy: every invocation slot is stuck past TIMEOUT"
 # Young-generation collections at most once per this many net container allocations.
 GC_GEN0_THRESHOLD = 10_000
 
@@ -49,7 +50,12 @@ class HttpdApp:
     def handle(self, request: Request, reply: Reply) -> None:
         """Answer one request (see http11.App)."""
         if request.path == self.health_route and request.method in ("GET", "HEAD"):
-            reply(Response(200, [("Content-Type", "text/plain; charset=utf-8")], HEALTHY))
+            # A load balancer replaces a target that fails its health check: say so once
+            # every slot is held by a call past its deadline, since nothing can be answered.
+            if self.invoker.wedged:
+                reply(Response(503, [("Content-Type", "text/plain; charset=utf-8")], WEDGED))
+            else:
+                reply(Response(200, [("Content-Type", "text/plain; charset=utf-8")], HEALTHY))
             return
         if self.cors is not None and cors.is_preflight(request):
             reply(cors.preflight(self.cors, request))
