@@ -126,6 +126,8 @@ FRAMING = {
     # RFC 9112 §2.2 and §5: bare LF, whitespace before the colon, obsolete folding.
     "bare-lf-in-headers": b"GET / HTTP/1.1\r\n" + HEAD + b"X-A: 1\nX-B: 2\r\n\r\n",
     "space-before-colon": b"GET / HTTP/1.1\r\n" + HEAD + b"X-A : 1\r\n\r\n",
+    # U+212A KELVIN SIGN lower-cases to an ASCII "k": the name must be checked as sent.
+    "non-ascii-name": b"GET / HTTP/1.1\r\n" + HEAD + "\u212a: 1\r\n\r\n".encode(),
     "obs-fold": b"GET / HTTP/1.1\r\n" + HEAD + b"X-A: 1\r\n  continued\r\n\r\n",
     # RFC 9112 §3: an empty request target.
     "empty-target": b"GET  HTTP/1.1\r\n" + HEAD + b"\r\n",

@@ -193,8 +193,10 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # already exceed any body we accept.
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # Names already checked against _TOKEN: clients send the same few, so the check is a set
-# lookup per header. Bounded against clients that invent names.
+# lookup per header. Bounded against clients that invent names. The request parser keeps the
+# lower-cased names apart: it checks those it already hashed for its header map.
 _token_names: set[str] = set()
+_lower_token_names: set[str] = set()
 
 
 def is_token(name: str) -> bool:
@@ -206,6 +208,15 @@ def is_token(name: str) -> bool:
     if len(_token_names) < 4096:
         _token_names.add(name)
     return True
+
+
+def _check_names(headers: list[tuple[str, str]]) -> None:
+    """Raise a 400 unless every header name is a token; remember the good ones."""
+    for name, _ in headers:
+        if not is_token(name):
+            raise HttpError(400, "malformed header line")
+        if name.isascii() and len(_lower_token_names) < 4096:
+            _lower_token_names.add(name.lower())
 
 
 def _framing(headers: list[tuple[str, str]], hmap: dict[str, str]) -> tuple[int, bool]:
@@ -230,8 +241,11 @@ def _framing(headers: list[tuple[str, str]], hmap: dict[str, str]) -> tuple[int,
             raise HttpError(400, "unsupported Transfer-Encoding")
         return 0, True
     raw = hmap.get("content-length")
-    if raw is None:
-        return 0, False
+    return (0, False) if raw is None else _content_length(raw)
+
+
+def _content_length(raw: str) -> tuple[int, bool]:
+    """A Content-Length value as ``(length, False)``; 400 unless it is ASCII digits."""
     # RFC 9110 §8.6: 1*DIGIT, ASCII only; str.isdigit() alone also takes '²' and '٣'.
     if not (raw.isascii() and raw.isdigit()):
         raise HttpError(400, "malformed Content-Length")
@@ -268,14 +282,23 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
     del lines[0]
     for line in lines:
         name, sep, value = line.partition(":")
-        # A name is a token (RFC 9110 §5.6.2); this also refuses whitespace before the colon
-        # and obsolete line folding (RFC 9112 §5.1, §5.2).
-        if not sep or not (name in _token_names or is_token(name)):
+        if not sep:
             raise HttpError(400, "malformed header line")
         value = value.strip(" \t")
         append((name, value))
         hmap[name.lower()] = value
-    length, chunked = _framing(headers, hmap)
+    # Every name is a token (RFC 9110 §5.6.2); this also refuses whitespace before the colon
+    # and obsolete line folding (RFC 9112 §5.1, §5.2). In an ASCII head, lower-casing keeps a
+    # token a token and a non-token a non-token, so the map's keys, hashed already, are
+    # checked in one C-level subset test; any other head has each name checked as sent.
+    if not (text.isascii() and hmap.keys() <= _lower_token_names):
+        _check_names(headers)
+    if len(hmap) == len(headers) and "transfer-encoding" not in hmap:
+        # The common request: no repeated name, no chunking; only the length to check.
+        raw = hmap.get("content-length")
+        length, chunked = (0, False) if raw is None else _content_length(raw)
+    else:
+        length, chunked = _framing(headers, hmap)
     if target[0] != "/":
         if target.startswith(("http://", "https://")):
             # absolute-form, as proxies send it: keep only the path and query.
