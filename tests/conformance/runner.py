@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +26,23 @@ CASES_DIR = Path(__file__).resolve().parent / "cases"
 HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 CASE_HEADER = "x-conformance-case"
 FORMATS = ("apigw-v1", "apigw-v2", "alb", "alb-multi")
+# At most this many cases may lack an AWS source (issue: re-derive the corpus from AWS).
+MAX_UNVERIFIED = 10
+# Expectations on these event fields are where the shims once differed from AWS: a case that
+# checks one of them, sends an encoded or query-bearing path, sets STAGE or relies on the
+# HTTP API shortcut must name its AWS source.
+_MUST_BE_SOURCED = re.compile(r"(?i)stage|path|query")
 
 _CASE_KEYS = {
     "name",
     "description",
+    "source",
+    "unverified",
     "format",
     "env",
     "request",
     "behavior",
+    "stuck_first",
     "expect_event",
     "expect_response",
 }
@@ -55,11 +65,14 @@ class Case:
     name: str
     format: str
     description: str
+    source: str | None
+    unverified: str | None
     env: Mapping[str, str]
     request: Mapping[str, Any]
     behavior: Mapping[str, Any] | None
     expect_event: Mapping[str, Any] | None
     expect_response: Mapping[str, Any] = field(default_factory=dict)
+    stuck_first: Mapping[str, Any] | None = None
 
 
 def load_cases(cases_dir: Path = CASES_DIR) -> list[Case]:
@@ -67,7 +80,45 @@ def load_cases(cases_dir: Path = CASES_DIR) -> list[Case]:
     cases = [_parse_case(path) for path in sorted(cases_dir.glob("*.json"))]
     if not cases:
         raise AssertionError(f"no conformance cases found in {cases_dir}")
+    unverified = [c.name for c in cases if c.unverified is not None]
+    if len(unverified) > MAX_UNVERIFIED:
+        raise AssertionError(
+            f"{len(unverified)} unverified cases (at most {MAX_UNVERIFIED}): {unverified}; "
+            "find an AWS source for some of them"
+        )
     return cases
+
+
+def _check_provenance(name: str, raw: Mapping[str, Any]) -> None:
+    """Exactly one of 'source' (an AWS source) or 'unverified' (why none exists), non-empty."""
+    source, unverified = raw.get("source"), raw.get("unverified")
+    given = [key for key, value in (("source", source), ("unverified", unverified)) if value]
+    if len(given) != 1 or not all(isinstance(raw[key], str) for key in given):
+        raise AssertionError(
+            f"{name}: give exactly one non-empty string, 'source' (the AWS docs page, AWS "
+            "sample event or AWS-validated recording it follows) or 'unverified' (why none exists)"
+        )
+    if unverified is None:
+        return
+    request = raw.get("request", {})
+    behavior = raw.get("behavior") or {}
+    result = behavior.get("return") if isinstance(behavior, dict) else None
+    shortcut = (
+        raw.get("format") == "apigw-v2"
+        and "return" in behavior
+        and not (isinstance(result, dict) and "statusCode" in result)
+    )
+    touches = (
+        shortcut
+        or any(ch in str(request.get("path", "")) for ch in "%+?")
+        or "STAGE" in raw.get("env", {})
+        or any(_MUST_BE_SOURCED.search(key) for key in raw.get("expect_event") or {})
+    )
+    if touches:
+        raise AssertionError(
+            f"{name}: a case about query decoding, path encoding, the stage or the HTTP API "
+            "shortcut cannot be unverified; give its AWS 'source'"
+        )
 
 
 def _parse_case(path: Path) -> Case:
@@ -84,6 +135,7 @@ def _parse_case(path: Path) -> Case:
         raise AssertionError(f"{path.name}: 'request' needs 'method' and 'path'")
     if "body" in request and "body_base64" in request:
         raise AssertionError(f"{path.name}: give 'body' or 'body_base64', not both")
+    _check_provenance(path.name, raw)
     env = {
         key: value if isinstance(value, str) else json.dumps(value)
         for key, value in raw.get("env", {}).items()
@@ -92,11 +144,14 @@ def _parse_case(path: Path) -> Case:
         name=raw["name"],
         format=raw["format"],
         description=raw.get("description", ""),
+        source=raw.get("source"),
+        unverified=raw.get("unverified"),
         env=env,
         request=request,
         behavior=raw.get("behavior"),
         expect_event=raw.get("expect_event"),
         expect_response=raw.get("expect_response", {}),
+        stuck_first=raw.get("stuck_first"),
     )
 
 
@@ -113,9 +168,34 @@ def case_env(case: Case) -> dict[str, str]:
     }
 
 
+def _occupy(base_url: str, case: Case) -> list[threading.Thread]:
+    """Start the case's ``stuck_first`` requests in the background, then wait ``wait_ms``."""
+    spec = case.stuck_first or {}
+    parts = urlsplit(base_url)
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        try:
+            conn.request("GET", spec.get("path", "/stuck"), headers={CASE_HEADER: case.name})
+            conn.getresponse().read()
+        except OSError:
+            pass  # only the calls they start matter, not their answers
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(int(spec["count"]))]
+    for thread in threads:
+        thread.start()
+    time.sleep(float(spec.get("wait_ms", 500)) / 1000)
+    return threads
+
+
 def check_case(base_url: str, case: Case) -> None:
     """Send the case's request to base_url and raise AssertionError listing every mismatch."""
+    threads = _occupy(base_url, case) if case.stuck_first else []
     status, reason, headers, body = _send(base_url, case)
+    for thread in threads:
+        thread.join(timeout=30)
     problems: list[str] = []
     expect = case.expect_response or {}
     want_status = expect.get("status", 200)

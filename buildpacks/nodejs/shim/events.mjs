@@ -112,6 +112,22 @@ function decode(text) {
   }
 }
 
+// REST APIs decode the query as a form: '+' is a space and '%2B' a plus, as AWS-validated
+// recordings show (LocalStack's test_lambda_aws_proxy_integration snapshot).
+const PLUSES = /\+/g;
+function decodeForm(text) {
+  return decode(text.indexOf('+') === -1 ? text : text.replace(PLUSES, ' '));
+}
+
+/** The path an HTTP API hands over: percent-decoded once, cut at a decoded "?". */
+export function httpApiPath(rawPath) {
+  if (rawPath.indexOf('%') === -1) return rawPath;
+  // Live captures (hotsock/voker#8) show rawPath decoded once, and a decoded "?" ending it.
+  const decoded = decode(rawPath);
+  const q = decoded.indexOf('?');
+  return q === -1 ? decoded : decoded.slice(0, q);
+}
+
 /** Stores value under key as an own data property, even when key is "__proto__". */
 function put(target, key, value) {
   if (key === '__proto__') {
@@ -226,13 +242,16 @@ const headerNames = new NameIndex();
 const AMPERSAND = 0x26;
 const EQUALS = 0x3d;
 const PERCENT = 0x25;
+const PLUS = 0x2b;
 
 /**
  * Parses a raw query string in one pass over its characters (this runs on every request).
+ * decoded is null (ALB: as sent), decode (HTTP API: percent-decoding) or decodeForm (REST).
  * Returns [single, multi]; with join, single holds repeats joined by "," (HTTP API 2.0) and
  * multi is null; otherwise single holds the last value.
  */
 function parseQuery(raw, decoded, join) {
+  const plusIsEscape = decoded === decodeForm;
   const single = {};
   const multi = join ? null : {};
   queryNames.reset();
@@ -243,15 +262,15 @@ function parseQuery(raw, decoded, join) {
     const c = i < raw.length ? raw.charCodeAt(i) : AMPERSAND;
     if (c === EQUALS) {
       if (eq === -1) eq = i;
-    } else if (c === PERCENT) {
+    } else if (c === PERCENT || (c === PLUS && plusIsEscape)) {
       escaped = true;
     } else if (c === AMPERSAND) {
       if (i > start) {
         let key = raw.slice(start, eq === -1 ? i : eq);
         let value = eq === -1 ? '' : raw.slice(eq + 1, i);
-        if (decoded && escaped) {
-          key = decode(key);
-          value = decode(value);
+        if (decoded !== null && escaped) {
+          key = decoded(key);
+          value = decoded(value);
         }
         const repeat = queryNames.keyFor(key, key) !== undefined;
         if (key === '__proto__') addSlow(single, multi, key, value);
@@ -380,10 +399,11 @@ function identity(ip, userAgent) {
 
 function restV1(req, path, rawQuery, body, cfg, requestId, now) {
   const seen = scanHeaders(req.rawHeaders, true);
-  const [query, multiQuery] = rawQuery ? parseQuery(rawQuery, true, false) : NO_QUERY;
+  const [query, multiQuery] = rawQuery ? parseQuery(rawQuery, decodeForm, false) : NO_QUERY;
   const [eventBody, isBase64Encoded] = encodeBody(body, seen.contentType);
   const isRoot = path === '/';
   const resource = isRoot ? '/' : '/{proxy+}';
+  const domain = domainName(seen.host);
   return {
     resource,
     path,
@@ -407,8 +427,10 @@ function restV1(req, path, rawQuery, body, cfg, requestId, now) {
       requestTime: clfTime(now),
       requestTimeEpoch: now,
       protocol: protocolOf(req.httpVersion),
-      path,
-      domainName: domainName(seen.host),
+      // A named REST stage prefixes this field, and only this one.
+      path: cfg.stagePrefix + path,
+      domainName: domain,
+      domainPrefix: domainPrefix(domain),
     },
     body: eventBody,
     isBase64Encoded,
@@ -450,15 +472,16 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
     }
   }
   const domain = domainName(host);
+  const decodedPath = httpApiPath(path);
   const event = {
     version: '2.0',
     routeKey: '$default',
-    rawPath: path,
+    rawPath: decodedPath,
     rawQueryString: rawQuery,
   };
   if (cookies) event.cookies = cookies;
   event.headers = headers;
-  if (rawQuery) event.queryStringParameters = parseQuery(rawQuery, true, true)[0];
+  if (rawQuery) event.queryStringParameters = parseQuery(rawQuery, decode, true)[0];
   event.requestContext = {
     accountId: cfg.lambda.accountId,
     apiId: 'hybridless',
@@ -466,14 +489,15 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
     domainPrefix: domainPrefix(domain),
     http: {
       method: req.method,
-      path,
+      path: decodedPath,
       protocol: protocolOf(req.httpVersion),
       sourceIp: sourceIp(req, forwardedFor),
       userAgent: userAgent ?? '',
     },
     requestId,
     routeKey: '$default',
-    stage: cfg.stage,
+    // Serverless's httpApi deploys to the $default stage, whatever STAGE says.
+    stage: '$default',
     time: clfTime(now),
     timeEpoch: now,
   };
@@ -486,7 +510,7 @@ function httpV2(req, path, rawQuery, body, cfg, requestId, now) {
 function alb(req, path, rawQuery, body, cfg, multi) {
   const seen = scanHeaders(req.rawHeaders, false);
   // ALB hands query keys and values over exactly as sent, still URL-encoded.
-  const [query, multiQuery] = parseQuery(rawQuery, false, false);
+  const [query, multiQuery] = parseQuery(rawQuery, null, false);
   const [eventBody, isBase64Encoded] = encodeBody(body, seen.contentType);
   const event = {
     requestContext: { elb: { targetGroupArn: cfg.targetGroupArn } },
@@ -509,6 +533,7 @@ function alb(req, path, rawQuery, body, cfg, multi) {
 export function eventBuilder(cfg) {
   const settings = {
     ...cfg,
+    stagePrefix: cfg.stage === '$default' ? '' : `/${cfg.stage}`,
     targetGroupArn: `arn:aws:elasticloadbalancing:${cfg.lambda.region}:${cfg.lambda.accountId}:targetgroup/${cfg.lambda.functionName}/0000000000000000`,
   };
   const format = cfg.httpFormat;

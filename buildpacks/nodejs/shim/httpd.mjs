@@ -14,7 +14,11 @@ const JSON_TYPE = 'application/json';
 const BAD_GATEWAY = '{"message":"Internal server error"}';
 const GATEWAY_TIMEOUT = '{"message":"Endpoint request timed out"}';
 const TOO_LARGE = '{"message":"Request Entity Too Large"}';
+// What an ALB itself answers when its Lambda target fails: a small HTML page, not JSON.
+const ALB_BAD_GATEWAY = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n'
+  + '<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n';
 const HEALTHY = 'Healthy!';
+const WEDGED = 'Unhealthy: every invocation slot is stuck past TIMEOUT';
 const EMPTY = '';
 // Outlast an ALB's 60 s idle timeout, so the load balancer, not us, closes idle connections.
 const KEEP_ALIVE_MS = 65_000;
@@ -29,6 +33,11 @@ export function startHttpd(cfg, handler) {
   const deadlines = new DeadlineQueue(timeoutMs);
   const queue = [];
   let inFlight = 0;
+  // Handler calls past their deadline that have not settled. Their slots were given back at
+  // the deadline so queued requests can run, but the calls still hold whatever they wait on;
+  // when there are as many as slots, the health route says so (a load balancer then
+  // replaces the task).
+  let stuck = 0;
   // Requests received and not yet answered, and answers still flushing while we drain.
   let active = 0;
   let flushing = 0;
@@ -74,6 +83,14 @@ export function startHttpd(cfg, handler) {
     send(res, statusCode, undefined, headers, body);
   }
 
+  const isAlb = httpFormat === 'alb' || httpFormat === 'alb-multi';
+
+  /** The 502 of the product in front: API Gateway's JSON message, or the ALB's HTML page. */
+  function sendBadGateway(res) {
+    if (isAlb) send(res, 502, undefined, ['content-type', 'text/html'], ALB_BAD_GATEWAY);
+    else sendJson(res, 502, BAD_GATEWAY);
+  }
+
   function release() {
     inFlight -= 1;
     const next = queue.shift();
@@ -87,23 +104,33 @@ export function startHttpd(cfg, handler) {
       this.res = res;
       this.requestId = requestId;
       this.finished = false;
+      this.overdue = false;
       this.due = 0;
     }
 
     expire() {
       this.finished = true;
+      this.overdue = true;
+      stuck += 1;
       logError(this.requestId, `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
       sendJson(this.res, 504, GATEWAY_TIMEOUT);
       release();
     }
 
     complete(err, result) {
-      if (this.finished) return;
+      if (this.finished) {
+        // A call that settles after its deadline is no longer stuck.
+        if (this.overdue) {
+          this.overdue = false;
+          stuck -= 1;
+        }
+        return;
+      }
       this.finished = true;
       deadlines.remove(this);
       if (err !== null) {
         logError(this.requestId, 'Invoke Error', toLambdaError(err));
-        sendJson(this.res, 502, BAD_GATEWAY);
+        sendBadGateway(this.res);
       } else {
         respond(this.req, this.res, this.requestId, result);
       }
@@ -121,7 +148,7 @@ export function startHttpd(cfg, handler) {
     } catch (err) {
       // A request we cannot map is our bug, but it must cost one 502, not the process.
       logError('-', 'failed to build the event', toLambdaError(err));
-      sendJson(res, 502, BAD_GATEWAY);
+      sendBadGateway(res);
       release();
       return;
     }
@@ -137,7 +164,7 @@ export function startHttpd(cfg, handler) {
       if (cors) decorate(cors, firstHeader(req.rawHeaders, 'origin'), response.headers);
     } catch (err) {
       logError(requestId, 'Invoke Error', toLambdaError(err));
-      sendJson(res, 502, BAD_GATEWAY);
+      sendBadGateway(res);
       return;
     }
     try {
@@ -151,7 +178,7 @@ export function startHttpd(cfg, handler) {
       } else {
         // The refused writeHead already set the reason phrase ("OK"); let the 502 pick its own.
         res.statusMessage = undefined;
-        sendJson(res, 502, BAD_GATEWAY);
+        sendBadGateway(res);
       }
     }
   }
@@ -200,7 +227,8 @@ export function startHttpd(cfg, handler) {
     if (healthRoute !== null && (req.method === 'GET' || req.method === 'HEAD')) {
       const q = req.url.indexOf('?');
       if ((q === -1 ? req.url : req.url.slice(0, q)) === healthRoute) {
-        send(res, 200, undefined, ['content-type', 'text/plain; charset=utf-8'], HEALTHY);
+        if (stuck >= concurrency) send(res, 503, undefined, ['content-type', 'text/plain; charset=utf-8'], WEDGED);
+        else send(res, 200, undefined, ['content-type', 'text/plain; charset=utf-8'], HEALTHY);
         return;
       }
     }

@@ -13,11 +13,28 @@ export class MalformedResult extends Error {
 
 // We compute these ourselves from the body we actually send.
 const HOP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+// RFC 9110 §5.6.2: a field name is a token.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// A CR, LF or NUL would end the header line (or the head) where the handler chose.
+const LINE_BREAK = /[\r\n\0]/;
+// Names already checked: handlers send the same few, so the check is one Set lookup.
+const tokenNames = new Set();
+
+/** Throws MalformedResult unless name is an RFC 9110 token (node:http would only throw later, unnamed). */
+function checkName(name) {
+  if (tokenNames.has(name)) return;
+  if (!TOKEN.test(name)) throw new MalformedResult(`header name ${JSON.stringify(name)} is not an HTTP token`);
+  if (tokenNames.size < 4096) tokenNames.add(name);
+}
 
 function headerValue(name, value) {
   if (value === null || value === undefined) return null;
-  if (typeof value === 'object') throw new MalformedResult(`header ${name} has a non-scalar value`);
-  return String(value);
+  if (typeof value === 'object' || typeof value === 'symbol' || typeof value === 'function') {
+    throw new MalformedResult(`header ${JSON.stringify(name)} has a non-scalar value`);
+  }
+  const text = String(value);
+  if (LINE_BREAK.test(text)) throw new MalformedResult(`header ${JSON.stringify(name)} has a CR, LF or NUL in its value`);
+  return text;
 }
 
 /** Adds one handler header to out, merging it case-insensitively with a name already there. */
@@ -48,6 +65,7 @@ function plainHeaders(headers) {
   for (let i = 0; i < keys.length; i++) {
     const name = keys[i];
     const value = headers[name];
+    checkName(name);
     const lower = headerName(name).lower;
     if (HOP_HEADERS.has(lower)) return null;
     for (let j = 0; j < i; j++) {
@@ -81,6 +99,7 @@ function mergeHeaders(headers, multiValueHeaders) {
     for (const name of Object.keys(multiValueHeaders)) {
       const values = multiValueHeaders[name];
       if (!Array.isArray(values)) throw new MalformedResult(`multiValueHeaders.${name} must be a list`);
+      checkName(name);
       const lower = name.toLowerCase();
       if (HOP_HEADERS.has(lower)) continue;
       const list = [];
@@ -95,6 +114,7 @@ function mergeHeaders(headers, multiValueHeaders) {
   if (hasHeaders) {
     if (!validHeaders) throw new MalformedResult('headers must be an object');
     for (const name of Object.keys(headers)) {
+      checkName(name);
       const text = headerValue(name, headers[name]);
       if (text !== null) mergeOne(out, names, name, text);
     }
@@ -114,14 +134,19 @@ export function headerIndex(list, lowerName) {
 
 function reasonFrom(statusDescription, statusCode) {
   if (typeof statusDescription !== 'string') return undefined;
+  // It becomes the status line's reason phrase (RFC 9112 §4): a line break there is an
+  // injected header, refused like one.
+  if (LINE_BREAK.test(statusDescription)) throw new MalformedResult('statusDescription has a CR, LF or NUL');
   const prefix = `${statusCode} `;
   const reason = statusDescription.startsWith(prefix) ? statusDescription.slice(prefix.length) : statusDescription;
-  // A reason phrase with control characters would corrupt the status line.
+  // Other control characters are not allowed in a reason phrase either; the default is sent.
   return /^[\t\x20-\x7e\x80-\xff]*$/.test(reason) ? reason : undefined;
 }
 
 function shortcut(result) {
-  const body = JSON.stringify(result === undefined ? null : result);
+  // A string goes out as it is (AWS's guide turns "Hello from Lambda!" into that body,
+  // unquoted); anything else as its compact JSON text.
+  const body = typeof result === 'string' ? result : JSON.stringify(result === undefined ? null : result);
   return { statusCode: 200, reason: undefined, headers: ['content-type', 'application/json'], body };
 }
 
@@ -147,7 +172,7 @@ export function toHttpResponse(result, format) {
     if (!Array.isArray(result.cookies)) throw new MalformedResult('cookies must be a list');
     const existing = headerIndex(out, 'set-cookie');
     const list = existing === -1 ? [] : [].concat(out[existing + 1]);
-    for (const c of result.cookies) list.push(String(c));
+    for (const c of result.cookies) list.push(headerValue('set-cookie', c) ?? 'null');
     if (existing === -1) out.push('set-cookie', list);
     else out[existing + 1] = list;
   }

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from .http11 import Request
 
@@ -125,8 +125,22 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
 
 
 def _decode(text: str) -> str:
-    # Percent-decoding only: '+' stays '+', as the shared conformance corpus pins down.
+    # HTTP APIs percent-decode query values and keep '+' (aws/aws-lambda-dotnet#721).
     return unquote(text) if "%" in text else text
+
+
+def _decode_form(text: str) -> str:
+    # REST APIs decode the query as a form: '+' is a space and '%2B' a plus, as AWS-validated
+    # recordings show (LocalStack's test_lambda_aws_proxy_integration snapshot).
+    return unquote_plus(text) if "%" in text or "+" in text else text
+
+
+def http_api_path(raw_path: str) -> str:
+    """The path an HTTP API hands over: percent-decoded once, cut at a decoded ``?``."""
+    if "%" not in raw_path:
+        return raw_path
+    # Live captures (hotsock/voker#8) show rawPath decoded once, and a decoded '?' ending it.
+    return unquote(raw_path).partition("?")[0]
 
 
 def _source_ip(request: Request) -> str:
@@ -159,6 +173,19 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
             out[name].append(value)
         else:
             out[name] = [value]
+    return out
+
+
+def _multi_headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Header values grouped case-insensitively under the first spelling the client sent."""
+    spelling: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        first = spelling.setdefault(name.lower(), name)
+        if first in out:
+            out[first].append(value)
+        else:
+            out[first] = [value]
     return out
 
 
@@ -217,10 +244,13 @@ class EventBuilder:
             "http": None,
             "requestId": None,
             "routeKey": "$default",
-            "stage": source.stage,
+            # Serverless's httpApi deploys to the $default stage, whatever STAGE says.
+            "stage": "$default",
             "time": None,
             "timeEpoch": None,
         }
+        # A named REST stage prefixes requestContext.path (and only that field).
+        self._stage_prefix = "" if source.stage == "$default" else f"/{source.stage}"
         self._target_group_arn = source.target_group_arn
         builders = {"apigw-v2": self.http_v2, "alb": self.alb, "alb-multi": self.alb_multi}
         self.build = builders.get(http_format, self.rest_v1)
@@ -232,22 +262,23 @@ class EventBuilder:
         headers: dict[str, str] | None = None
         multi: dict[str, list[str]] | None = None
         if raw_headers:
-            headers = dict(raw_headers)
-            # Names spelled the same are rare; without them one comprehension groups all.
-            if len(headers) == len(raw_headers):
+            # Repeated names are rare; without them the hmap (keyed by lower-cased name)
+            # has one entry per header, and one comprehension groups all.
+            if len(request.hmap) == len(raw_headers):
+                headers = dict(raw_headers)
                 multi = {name: [value] for name, value in raw_headers}
             else:
-                multi = _multi(raw_headers)
+                multi = _multi_headers(raw_headers)
+                headers = {name: values[-1] for name, values in multi.items()}
         query: dict[str, str] | None = None
         mv_query: dict[str, list[str]] | None = None
         if request.query:
-            pairs = [(_decode(k), _decode(v)) for k, v in query_pairs(request.query)]
+            pairs = [(_decode_form(k), _decode_form(v)) for k, v in query_pairs(request.query)]
             if pairs:
                 mv_query = _multi(pairs)
                 query = {k: v[-1] for k, v in mv_query.items()}
+        # REST APIs hand the path over as the client sent it, still percent-encoded.
         path = request.path
-        if "%" in path:
-            path = unquote(path)
         hmap = request.hmap
         # The memo lookups of _domain_parts, clf_time and _source_ip, inline: a Python call
         # apiece costs about as much as the lookup itself, and this runs once per request.
@@ -267,7 +298,7 @@ class EventBuilder:
         context["requestTime"] = clf
         context["requestTimeEpoch"] = now_ms
         context["protocol"] = request.version
-        context["path"] = path
+        context["path"] = self._stage_prefix + path
         context["domainName"] = domain
         context["domainPrefix"] = prefix
 
@@ -309,14 +340,14 @@ class EventBuilder:
                 key, val = _decode(name), _decode(value)
                 query[key] = f"{query[key]},{val}" if key in query else val
         domain, prefix = _domain_parts(headers.get("host"))
-        raw_path = request.path
+        raw_path = http_api_path(request.path)
 
         context = self._v2_context.copy()
         context["domainName"] = domain
         context["domainPrefix"] = prefix
         context["http"] = {
             "method": request.method,
-            "path": unquote(raw_path) if "%" in raw_path else raw_path,
+            "path": raw_path,
             "protocol": request.version,
             "sourceIp": _source_ip(request),
             "userAgent": headers.get("user-agent", ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 import time
@@ -186,6 +187,73 @@ def _format_head(response: Response, keep_alive: bool, http10: bool) -> bytes:
 _new_request = object.__new__
 _now = time.time
 
+# RFC 9110 §5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9112 §7.1: chunk-size is 1*HEXDIG (ASCII only: no sign, no "0x", no "_"); 16 digits
+# already exceed any body we accept.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Names already checked against _TOKEN: clients send the same few, so the check is a set
+# lookup per header. Bounded against clients that invent names. The request parser keeps the
+# lower-cased names apart: it checks those it already hashed for its header map.
+_token_names: set[str] = set()
+_lower_token_names: set[str] = set()
+
+
+def is_token(name: str) -> bool:
+    """True when ``name`` is an RFC 9110 token, as a field name must be."""
+    if name in _token_names:
+        return True
+    if _TOKEN.fullmatch(name) is None:
+        return False
+    if len(_token_names) < 4096:
+        _token_names.add(name)
+    return True
+
+
+def _check_names(headers: list[tuple[str, str]]) -> None:
+    """Raise a 400 unless every header name is a token; remember the good ones."""
+    for name, _ in headers:
+        if not is_token(name):
+            raise HttpError(400, "malformed header line")
+        if name.isascii() and len(_lower_token_names) < 4096:
+            _lower_token_names.add(name.lower())
+
+
+def _framing(headers: list[tuple[str, str]], hmap: dict[str, str]) -> tuple[int, bool]:
+    """The body's ``(Content-Length, chunked)``, refusing every ambiguous framing with a 400."""
+    if len(hmap) != len(headers):
+        # A repeated name (rare): a repeated Content-Length must agree, and repeated
+        # Transfer-Encoding lines form one list of codings (RFC 9110 §5.3).
+        lengths = {v for n, v in headers if n.lower() == "content-length"}
+        if len(lengths) > 1:
+            raise HttpError(400, "conflicting Content-Length headers")
+        codings = [v for n, v in headers if n.lower() == "transfer-encoding"]
+        if len(codings) > 1:
+            hmap["transfer-encoding"] = ", ".join(codings)
+    coding = hmap.get("transfer-encoding")
+    if coding is not None:
+        # RFC 9112 §6.1 and §6.3: with both, the message is ambiguous (request smuggling);
+        # and a request body is only delimited when chunked is the final coding. The shim
+        # decodes no other coding, so chunked must be the only one.
+        if "content-length" in hmap:
+            raise HttpError(400, "both Transfer-Encoding and Content-Length")
+        if coding.strip().lower() != "chunked":
+            raise HttpError(400, "unsupported Transfer-Encoding")
+        return 0, True
+    raw = hmap.get("content-length")
+    return (0, False) if raw is None else _content_length(raw)
+
+
+def _content_length(raw: str) -> tuple[int, bool]:
+    """A Content-Length value as ``(length, False)``; 400 unless it is ASCII digits."""
+    # RFC 9110 §8.6: 1*DIGIT, ASCII only; str.isdigit() alone also takes '²' and '٣'.
+    if not (raw.isascii() and raw.isdigit()):
+        raise HttpError(400, "malformed Content-Length")
+    if len(raw) > 18:
+        # Past any body limit, and int() refuses digit strings past 4300 characters.
+        raise HttpError(413, "request body too large")
+    return int(raw), False
+
 
 def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
     """Parse a request head (without its blank line); returns it, its body length and chunking."""
@@ -195,10 +263,17 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
         text = head.decode("latin-1")
     # One split of the whole head: the request line, then one piece per header line.
     lines = text.split("\r\n")
+    # RFC 9112 §2.2: a bare CR or LF, or a NUL anywhere in the head, is refused, not
+    # guessed at: two parsers reading it differently is how requests are smuggled.
+    breaks = len(lines) - 1
+    if text.count("\n") != breaks or text.count("\r") != breaks or "\x00" in text:
+        raise HttpError(400, "bare CR, LF or NUL in the request head")
     parts = lines[0].split(" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
+    if not target or not method:
+        raise HttpError(400, "empty request target or method")
     if version != "HTTP/1.1" and version[:7] != "HTTP/1.":
         raise HttpError(505 if version.startswith("HTTP/") else 400, "unsupported version")
     headers: list[tuple[str, str]] = []
@@ -207,24 +282,30 @@ def parse_head(head: bytes, remote: str) -> tuple[Request, int, bool]:
     del lines[0]
     for line in lines:
         name, sep, value = line.partition(":")
-        if not sep or not name or name[-1] in " \t":
+        if not sep:
             raise HttpError(400, "malformed header line")
-        value = value.strip()
+        value = value.strip(" \t")
         append((name, value))
         hmap[name.lower()] = value
-    length = 0
-    chunked = False
-    if "transfer-encoding" in hmap:
-        chunked = hmap["transfer-encoding"].lower().endswith("chunked")
-    if "content-length" in hmap and not chunked:
-        raw = hmap["content-length"]
-        if not raw.isdigit():
-            raise HttpError(400, "malformed Content-Length")
-        length = int(raw)
-    if target[0] != "/" and target.startswith(("http://", "https://")):
-        # absolute-form, as proxies send it: keep only the path and query.
-        slash = target.find("/", target.find("//") + 2)
-        target = target[slash:] if slash >= 0 else "/"
+    # Every name is a token (RFC 9110 §5.6.2); this also refuses whitespace before the colon
+    # and obsolete line folding (RFC 9112 §5.1, §5.2). In an ASCII head, lower-casing keeps a
+    # token a token and a non-token a non-token, so the map's keys, hashed already, are
+    # checked in one C-level subset test; any other head has each name checked as sent.
+    if not (text.isascii() and hmap.keys() <= _lower_token_names):
+        _check_names(headers)
+    if len(hmap) == len(headers) and "transfer-encoding" not in hmap:
+        # The common request: no repeated name, no chunking; only the length to check.
+        raw = hmap.get("content-length")
+        length, chunked = (0, False) if raw is None else _content_length(raw)
+    else:
+        length, chunked = _framing(headers, hmap)
+    if target[0] != "/":
+        if target.startswith(("http://", "https://")):
+            # absolute-form, as proxies send it: keep only the path and query.
+            slash = target.find("/", target.find("//") + 2)
+            target = target[slash:] if slash >= 0 else "/"
+        elif target != "*":
+            raise HttpError(400, "malformed request target")
     if "?" in target:
         path, _, query = target.partition("?")
         if "#" in query:
@@ -334,6 +415,10 @@ class Connection(asyncio.Protocol):
         if end < 0:
             if len(buf) > MAX_HEAD:
                 raise HttpError(431, "request head too large")
+            if buf.count(b"\n") != buf.count(b"\r\n"):
+                # A head ended by bare LFs would never be complete: refuse it now, not
+                # after the client has waited out its own timeout.
+                raise HttpError(400, "bare LF in the request head")
             return None
         if end > MAX_HEAD:
             raise HttpError(431, "request head too large")
@@ -440,11 +525,12 @@ class _PendingBody:
                 if len(buf) - pos > 1024:
                     raise HttpError(400, "malformed chunk size")
                 return None, buf[pos:]
-            size_text = buf[pos:line_end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HttpError(400, "malformed chunk size") from None
+            size_text, ext, _ = buf[pos:line_end].partition(b";")
+            if ext:
+                size_text = size_text.rstrip(b" \t")  # BWS before a chunk extension
+            if _CHUNK_SIZE.fullmatch(size_text) is None:
+                raise HttpError(400, "malformed chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 pos = line_end + 2
                 self.trailers = True
@@ -454,6 +540,9 @@ class _PendingBody:
             start = line_end + 2
             if len(buf) < start + size + 2:
                 return None, buf[pos:]
+            if buf[start + size : start + size + 2] != b"\r\n":
+                # Data longer than its size line says: refuse rather than resync on it.
+                raise HttpError(400, "chunk data does not end where its size says")
             self.chunks.append(buf[start : start + size])
             self.size += size
             pos = start + size + 2

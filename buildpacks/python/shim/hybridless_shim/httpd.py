@@ -17,6 +17,7 @@ from .settings import Settings
 
 DEFAULT_TIMEOUT_MS = 30000
 HEALTHY = b"Healthy!"
+WEDGED = b"Unhealthy: every invocation slot is stuck past TIMEOUT"
 # Young-generation collections at most once per this many net container allocations.
 GC_GEN0_THRESHOLD = 10_000
 
@@ -49,7 +50,12 @@ class HttpdApp:
     def handle(self, request: Request, reply: Reply) -> None:
         """Answer one request (see http11.App)."""
         if request.path == self.health_route and request.method in ("GET", "HEAD"):
-            reply(Response(200, [("Content-Type", "text/plain; charset=utf-8")], HEALTHY))
+            # A load balancer replaces a target that fails its health check: say so once
+            # every slot is held by a call past its deadline, since nothing can be answered.
+            if self.invoker.wedged:
+                reply(Response(503, [("Content-Type", "text/plain; charset=utf-8")], WEDGED))
+            else:
+                reply(Response(200, [("Content-Type", "text/plain; charset=utf-8")], HEALTHY))
             return
         if self.cors is not None and cors.is_preflight(request):
             reply(cors.preflight(self.cors, request))
@@ -69,7 +75,7 @@ class HttpdApp:
             error = outcome.error
             trace = "\n".join(outcome.stack or [])
             log(f"[ERROR] {request_id} {type(error).__name__}: {error}\nTraceback:\n{trace}")
-            answer = response.error_response()
+            answer = response.error_response(self.http_format)
         else:
             result = outcome.result
             try:
@@ -80,7 +86,7 @@ class HttpdApp:
                     answer = response.to_response(result, self.http_format)
             except response.MalformedResult as exc:
                 log(f"[ERROR] {request_id} Malformed Lambda proxy response: {exc}")
-                answer = response.error_response()
+                answer = response.error_response(self.http_format)
         if self.cors is not None:
             cors.decorate(self.cors, request, answer)
         reply(answer)

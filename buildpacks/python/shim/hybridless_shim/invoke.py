@@ -64,7 +64,10 @@ EAGER_TASKS = sys.version_info >= (3, 12)
 class _Invocation:
     """One invocation; ``finish`` delivers its outcome exactly once."""
 
-    __slots__ = ("context", "deadline", "done", "event", "finished", "released", "task")
+    __slots__ = (
+        "context", "deadline", "done", "event", "finished", "overdue", "released", "started",
+        "task",
+    )  # fmt: skip
 
     def __init__(self, event: Any, context: Any, deadline: float, done: Done) -> None:
         self.event = event
@@ -73,6 +76,9 @@ class _Invocation:
         self.done = done
         self.finished = False
         self.released = False
+        # Holding a slot (started, not released); and counted in Invoker.stuck.
+        self.started = False
+        self.overdue = False
         self.task: asyncio.Task[Any] | None = None
 
     def finish(self, outcome: Outcome) -> None:
@@ -92,6 +98,8 @@ class Invoker:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.inflight = 0
+        # Invocations past their deadline whose handler still holds its slot.
+        self.stuck = 0
         self._waiting: deque[_Invocation] = deque()
         # Every invocation gets the same timeout, so arrival order is deadline order: one
         # FIFO and one timer replace a timer per request.
@@ -112,6 +120,11 @@ class Invoker:
             self._clock = loop.time
         if not self.handler.is_async and self._pool is None:
             self._pool = WorkerPool(self.concurrency, loop)
+
+    @property
+    def wedged(self) -> bool:
+        """True when every slot is held by a handler call that has run past its deadline."""
+        return self.stuck >= self.concurrency
 
     @property
     def busy(self) -> int:
@@ -138,6 +151,7 @@ class Invoker:
 
     def _start(self, inv: _Invocation) -> None:
         self.inflight += 1
+        inv.started = True
         if self._pool is not None:
             self._pool.submit(self._call_sync, inv, self._sync_done)
             return
@@ -207,6 +221,9 @@ class Invoker:
                 return
             deadlines.popleft()
             inv.finish(TIMED_OUT)
+            if inv.started and not inv.released:
+                inv.overdue = True
+                self.stuck += 1
             if inv.task is not None and not inv.task.done():
                 inv.task.cancel()
 
@@ -217,6 +234,8 @@ class Invoker:
             return
         inv.released = True
         self.inflight -= 1
+        if inv.overdue:
+            self.stuck -= 1
         while self._waiting and self.inflight < self.concurrency:
             nxt = self._waiting.popleft()
             if not nxt.finished:
