@@ -47,8 +47,8 @@ def parser() -> argparse.ArgumentParser:
                   description="Build Lambda-faithful container images from a function's "
                               "source, without a Docker daemon.",
                   epilog="Exit codes: 0 ok, 1 bug, 2 usage, 10/11 descriptor, 20/21 detect, "
-                         "30/31 base image, 50/51 build, 60/61 export/reference, 70-72 "
-                         "registry, 130 interrupted.")
+                         "30/31 base image, 50/51 build, 60/61 export/reference, 130 "
+                         "interrupted.")
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="build-time environment (never stored in the image)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="build cache directory")
-    p.add_argument("--executor", default="auto", choices=["auto", "docker", "local"])
+    p.add_argument("--executor", default="auto", choices=["auto", "local"],
+                   help="where buildpack commands run: on this host ('auto' means 'local')")
     p.add_argument("--default-process", metavar="NAME")
     p.add_argument("--tag", action="append", default=[], metavar="REF",
                    help="also write the image here (repeatable)")
