@@ -40,6 +40,22 @@ def hex_of(digest: str) -> str:
     return match.group(1)
 
 
+class Digest(str):
+    """A ``sha256:<hex>`` digest; a ``str``, so JSON and comparisons see the plain text."""
+
+    __slots__ = ()
+
+    @property
+    def hex(self) -> str:
+        """The hex part (a blob's file name)."""
+        return hex_of(self)
+
+    @property
+    def short(self) -> str:
+        """``sha256:`` and the first 12 hex digits, as logs and listings show a digest."""
+        return self[:19]
+
+
 def temp_name() -> str:
     """A fresh temporary file name that records this process's pid."""
     return f".tmp-{os.getpid()}-{secrets.token_hex(4)}"

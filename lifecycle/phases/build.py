@@ -28,6 +28,7 @@ from lifecycle.hookspecs import (
     Process,
 )
 from lifecycle.image import tarball, tree
+from lifecycle.image.blobs import Digest
 from lifecycle.phases.detect import DetectOutcome
 
 
@@ -149,7 +150,8 @@ def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, L
                 raise BuildError(f"failed to reuse layer {buildpack_id}/{name}: its record "
                                  "vanished during the build")
             if handle.launch and record.blob is not None:
-                log.info("reusing layer %s/%s (%s)", buildpack_id, name, record.blob.digest[:19])
+                log.info("reusing layer %s/%s (%s)", buildpack_id, name,
+                         Digest(record.blob.digest).short)
                 built.append(BuiltLayer(buildpack_id, name, record.blob, record.metadata, True))
             continue
         blob = None
@@ -159,7 +161,7 @@ def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, L
             written = tarball.write_layer(entries, cache.blobs.directory, mtime=mtime)
             blob = BlobInfo(written.digest, written.diff_id, written.size)
             log.info("sealed layer %s/%s (%s, %d bytes)", buildpack_id, name,
-                     blob.digest[:19], blob.size)
+                     Digest(blob.digest).short, blob.size)
             built.append(BuiltLayer(buildpack_id, name, blob, handle.metadata, False))
         if handle.launch or handle.cache:
             cache.write_record(LayerRecord(buildpack_id, name, handle.launch, handle.build,

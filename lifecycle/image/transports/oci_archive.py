@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from lifecycle import jsonutil
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image.blobs import CHUNK, hex_of, temp_name
+from lifecycle.image.blobs import CHUNK, Digest, hex_of, temp_name
 from lifecycle.image.image import OCI_INDEX, Image, Layer
 from lifecycle.image.reference import Reference
 from lifecycle.image.transports.oci_layout import LAYOUT_VERSION, Progress, index_entry, resolve
@@ -130,7 +130,7 @@ def add_layout(
         if actual != digest:
             raise ExportError(f"failed to write blob {digest}: its content has digest {actual}")
         if progress is not None and size >= 1 << 20:
-            progress(f"{digest[:19]}: archived ({size / 1e6:.1f} MB)")
+            progress(f"{Digest(digest).short}: archived ({size / 1e6:.1f} MB)")
 
 
 def _opener(layer: Layer) -> Callable[[], BinaryIO]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from lifecycle import jsonutil
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image.blobs import CHUNK, BlobDir, digest_of, fsync_dir, write_atomic
+from lifecycle.image.blobs import CHUNK, BlobDir, Digest, digest_of, fsync_dir, write_atomic
 from lifecycle.image.image import (
     INDEX_TYPES,
     OCI_INDEX,
@@ -162,7 +162,8 @@ def write_blobs(image: Image, dest: BlobDir, progress: Progress | None = None) -
         if path is not None:
             dest.put_file(path, layer.digest)
             linked = dest.path(layer.digest).stat().st_ino == path.stat().st_ino
-            _say(progress, f"{layer.digest[:19]}: {'linked' if linked else 'copied'}", layer.size)
+            how = "linked" if linked else "copied"
+            _say(progress, f"{Digest(layer.digest).short}: {how}", layer.size)
             continue
         if layer.source is None:
             raise ExportError(
@@ -177,7 +178,7 @@ def write_blobs(image: Image, dest: BlobDir, progress: Progress | None = None) -
             raise ExportError(
                 f"failed to write layer {layer.digest}: {size} bytes, expected {layer.size}"
             )
-        _say(progress, f"{layer.digest[:19]}: copied", layer.size)
+        _say(progress, f"{Digest(layer.digest).short}: copied", layer.size)
     if not dest.has(image.config_digest):
         dest.put_bytes(image.config_bytes)
     if not dest.has(image.digest):
@@ -190,7 +191,7 @@ def _chunks(handle: Any, digest: str, total: int, progress: Progress | None) -> 
     while chunk := handle.read(CHUNK):
         done += len(chunk)
         if progress is not None and done >= next_report:
-            progress(f"{digest[:19]}: {done >> 20} of {total >> 20} MiB")
+            progress(f"{Digest(digest).short}: {done >> 20} of {total >> 20} MiB")
             next_report += PROGRESS_STEP
         yield chunk
 
