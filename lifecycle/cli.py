@@ -13,13 +13,31 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle import __version__
 from lifecycle.errors import Interrupted, LifecycleError, UsageError
 
+if TYPE_CHECKING:  # imported lazily below: a no-change rebuild must not load them
+    from collections.abc import Mapping
+
+    from lifecycle.phases.report import BuildReport
+    from lifecycle.plugins import LoadProblem
+
 log = logging.getLogger("hybridless")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What every command returns: its ``--json`` document, its text for stdout, its exit code."""
+
+    document: Any
+    """A JSON value: produced by the ``to_json`` of the command's own result type."""
+    text: str | None = None
+    """Printed on stdout when ``--json`` is not given."""
+    exit_code: int = 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().print_help(sys.stderr)
         return 2
     try:
-        document = COMMANDS[args.command](args)
+        result = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return _fail(Interrupted("interrupted"), as_json)
     except LifecycleError as exc:
@@ -136,12 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: an unexpected internal error happened (a bug); please report it with "
               "the traceback above", file=sys.stderr)
         return 1
-    code = 0
-    if isinstance(document, tuple):
-        document, code = document
     if as_json:
-        print(json.dumps(document, indent=2, sort_keys=False))
-    return code
+        print(json.dumps(result.document, indent=2, sort_keys=False))
+    elif result.text is not None:
+        print(result.text)
+    return result.exit_code
 
 
 def entry() -> None:
@@ -195,15 +212,15 @@ def _inputs(args: argparse.Namespace) -> Any:
                   cache_dir=getattr(args, "cache_dir", None))
 
 
-def cmd_detect(args: argparse.Namespace) -> Any:
+def cmd_detect(args: argparse.Namespace) -> Result:
     """``detect``."""
     from lifecycle.phases.pipeline import run_detect
 
     _, _, _, outcome = run_detect(_inputs(args), log)
-    return outcome.to_json()
+    return Result(outcome.to_json())
 
 
-def cmd_build(args: argparse.Namespace) -> Any:
+def cmd_build(args: argparse.Namespace) -> Result:
     """``build``; a rebuild that observes no change is answered from the last receipt."""
     import os
     import time
@@ -221,117 +238,102 @@ def cmd_build(args: argparse.Namespace) -> Any:
     observed = receipt.observe(request, app, cache_dir, descriptor) \
         if os.path.isdir(app) else None
     if observed is not None and not args.full:
-        recorded = receipt.lookup(observed, log)
+        recorded = _recorded_report(receipt.lookup(observed, log))
         if recorded is not None:
-            log.info("unchanged since the last build: %s (%s)", recorded["image"],
-                     recorded["digest"])
-            return {**recorded, "unchanged": True,
-                    "timings": {"detect": 0.0, "build": 0.0, "export": 0.0,
-                                "receipt": round(time.monotonic() - started, 3)}}
+            log.info("unchanged since the last build: %s (%s)", recorded.image,
+                     recorded.digest)
+            return Result(recorded.answered_from_receipt(time.monotonic() - started).to_json())
 
     from lifecycle.phases.pipeline import BuildInputs, run_build
 
     options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
                           tags=tuple(args.tag), executor=args.executor,
                           default_process=args.default_process)
-    document = run_build(_inputs(args), options, log, observed=observed)
-    log.info("built %s (%s)", document["image"], document["digest"])
-    return {**document, "unchanged": False}
+    report = run_build(_inputs(args), options, log, observed=observed)
+    log.info("built %s (%s)", report.image, report.digest)
+    return Result(report.to_json())
 
 
-def cmd_inspect(args: argparse.Namespace) -> Any:
+def _recorded_report(document: Mapping[str, Any] | None) -> BuildReport | None:
+    """The receipt's report, or None when it is absent or no longer parses (then: rebuild)."""
+    from lifecycle.phases.report import BuildReport
+
+    if document is None:
+        return None
+    try:
+        return BuildReport.from_json(document)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def cmd_inspect(args: argparse.Namespace) -> Result:
     """``inspect``."""
     from lifecycle.phases import inspect
 
-    document = inspect.inspect(args.ref)
-    if not getattr(args, "json", False):
-        print(inspect.render(document))
-    return document
+    inspected = inspect.inspect(args.ref)
+    return Result(inspected.to_json(), inspect.render(inspected))
 
 
-def cmd_rebase(args: argparse.Namespace) -> Any:
+def cmd_rebase(args: argparse.Namespace) -> Result:
     """``rebase``."""
     from lifecycle.phases import rebase
 
-    document = rebase.rebase(args.ref, args.run_image, force=args.force, log=log)
-    log.info("rebased %s onto %s (%s)", document["image"], document["run_image"],
-             document["digest"])
-    return document
+    rebased = rebase.rebase(args.ref, args.run_image, force=args.force, log=log)
+    log.info("rebased %s onto %s (%s)", rebased.image, rebased.run_image, rebased.digest)
+    return Result(rebased.to_json())
 
 
-def cmd_buildpacks(args: argparse.Namespace) -> Any:
+def cmd_buildpacks(args: argparse.Namespace) -> Result:
     """``buildpacks`` (list; broken plugins are rows with an ``error``) and ``buildpacks new``."""
     from lifecycle import plugins
 
     if getattr(args, "buildpacks_action", None) == "new":
         return _buildpacks_new(args)
     registry = plugins.load()
+    loaded = registry.ordered()
     rows: list[dict[str, Any]] = [
         {"id": lp.id, "version": lp.buildpack.version, "api": lp.buildpack.api,
          "source": lp.source, "distribution": lp.distribution,
-         "distribution_version": lp.distribution_version,
-         "description": getattr(lp.buildpack, "description", "")}
-        for lp in registry.ordered()]
-    broken = _problem_rows(registry.problems)
-    if not getattr(args, "json", False):
-        for row in rows:
-            dist = f"{row['distribution']} {row['distribution_version']}" \
-                if row["distribution"] else row["source"]
-            print(f"{row['id']:<28} {row['version']:<10} api {row['api']:<5} {dist}")
-        for row in broken:
-            print(f"broken: {row['error']}")
-    return rows + broken
+         "distribution_version": lp.distribution_version, "description": lp.description}
+        for lp in loaded]
+    broken = [_problem_row(problem) for problem in registry.problems]
+    lines = [f"{lp.id:<28} {lp.buildpack.version:<10} api {lp.buildpack.api:<5} "
+             + (f"{lp.distribution} {lp.distribution_version}" if lp.distribution
+                else lp.source)
+             for lp in loaded]
+    lines += [f"broken: {problem.message}" for problem in registry.problems]
+    return Result(rows + broken, "\n".join(lines) if lines else None)
 
 
-def _problem_rows(problems: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows for plugins that failed to load, with the plugin or buildpack their message names."""
-    import re
-    from importlib.metadata import entry_points
-
-    from lifecycle.hookspecs import ENTRY_POINT_GROUP
-
-    by_name = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    rows = []
-    for problem in problems:
-        # plugins.Registry keeps problems as messages; each starts by naming its subject.
-        match = re.match(r"(plugin|buildpack) '([^']+)'", problem)
-        kind, name = match.groups() if match else ("plugin", None)
-        ep = by_name.get(name or "") if kind == "plugin" else None
-        dist = getattr(ep, "dist", None)
-        rows.append({"id": name if kind == "buildpack" else None, "version": None,
-                     "api": None, "plugin": name if kind == "plugin" else None,
-                     "source": f"entry point {ep.name} = {ep.value}" if ep else None,
-                     "distribution": dist.metadata["Name"] if dist is not None else None,
-                     "distribution_version": dist.version if dist is not None else None,
-                     "error": problem})
-    return rows
+def _problem_row(problem: LoadProblem) -> dict[str, Any]:
+    """The ``buildpacks --json`` row of a plugin or buildpack that failed to load."""
+    return {"id": problem.name if problem.kind == "buildpack" else None, "version": None,
+            "api": None, "plugin": problem.name if problem.kind == "plugin" else None,
+            "source": problem.source, "distribution": problem.distribution,
+            "distribution_version": problem.version, "error": problem.message}
 
 
-def _buildpacks_new(args: argparse.Namespace) -> Any:
+def _buildpacks_new(args: argparse.Namespace) -> Result:
     from lifecycle import scaffold
 
     created = scaffold.write(args.name, args.dir)
     document = created.to_json()
-    if not getattr(args, "json", False):
-        print(f"created {document['distribution']} in {document['directory']}:")
-        for name in document["files"]:
-            print(f"  {name}")
-        print(scaffold.next_steps(created))
-    return document
+    lines = [f"created {created.names.distribution} in {created.directory}:",
+             *(f"  {name}" for name in document["files"]), scaffold.next_steps(created)]
+    return Result(document, "\n".join(lines))
 
 
-def cmd_images(args: argparse.Namespace) -> Any:
+def cmd_images(args: argparse.Namespace) -> Result:
     """``images``."""
+    from lifecycle.image.blobs import Digest
     from lifecycle.image.transports import store
 
-    rows = [row.to_json() for row in store.open_store().images()]
-    if not getattr(args, "json", False):
-        for row in rows:
-            print(f"{row['reference']:<40} {row['digest'][:19]}  {row['size']:>12}")
-    return rows
+    images = store.open_store().images()
+    lines = [f"{row.reference:<40} {Digest(row.digest).short}  {row.size:>12}" for row in images]
+    return Result([row.to_json() for row in images], "\n".join(lines) if lines else None)
 
 
-def cmd_rm(args: argparse.Namespace) -> Any:
+def cmd_rm(args: argparse.Namespace) -> Result:
     """``rm``."""
     from lifecycle.image import reference
     from lifecycle.image.transports import store
@@ -342,19 +344,19 @@ def cmd_rm(args: argparse.Namespace) -> Any:
                          "reference")
     store.open_store().remove(ref)
     log.info("removed %s", ref)
-    return {"removed": str(ref)}
+    return Result({"removed": str(ref)})
 
 
-def cmd_gc(args: argparse.Namespace) -> Any:
+def cmd_gc(args: argparse.Namespace) -> Result:
     """``gc``."""
     from lifecycle.image.transports import store
 
     report = store.open_store().gc()
     log.info("removed %d blob(s), freed %d bytes", len(report.removed), report.freed)
-    return report.to_json()
+    return Result(report.to_json())
 
 
-def cmd_verify(args: argparse.Namespace) -> Any:
+def cmd_verify(args: argparse.Namespace) -> Result:
     """``verify``."""
     from lifecycle.image.transports import store
 
@@ -365,10 +367,10 @@ def cmd_verify(args: argparse.Namespace) -> Any:
         log.info("recovered: removed a dead writer's temporary file %s", path)
     if not report.problems:
         log.info("store is consistent: %d image(s), %d blob(s)", report.images, report.blobs)
-    return report.to_json(), (0 if not report.problems else 60)
+    return Result(report.to_json(), exit_code=0 if not report.problems else 60)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "detect": cmd_detect,
     "build": cmd_build,
     "inspect": cmd_inspect,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
@@ -27,22 +27,50 @@ log = logging.getLogger("hybridless.plugins")
 
 @dataclass(frozen=True)
 class Loaded:
-    """A buildpack together with where it came from."""
+    """A buildpack together with where it came from and its optional attributes, read once."""
 
     buildpack: hookspecs.Buildpack
     source: str
     distribution: str | None = None
     distribution_version: str | None = None
+    priority: int = 100
+    """Default-order position; lower detects first."""
+    description: str = ""
+    options_schema: Mapping[str, Any] | None = None
+    hermetic: bool = False
+    """Only a literal ``True`` counts (see :class:`lifecycle.hookspecs.Buildpack`)."""
+    tools: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, bp: hookspecs.Buildpack, source: str, distribution: str | None = None,
+           distribution_version: str | None = None) -> Loaded:
+        """Read ``bp``'s optional attributes; raises TypeError or ValueError for bad ones."""
+        return cls(bp, source, distribution, distribution_version,
+                   priority=int(getattr(bp, "priority", 100)),
+                   description=getattr(bp, "description", ""),
+                   options_schema=getattr(bp, "options_schema", None),
+                   hermetic=getattr(bp, "hermetic", False) is True,
+                   tools=tuple(getattr(bp, "tools", ())))
 
     @property
     def id(self) -> str:
         """The buildpack id."""
         return self.buildpack.id
 
-    @property
-    def priority(self) -> int:
-        """Default-order position; lower detects first."""
-        return int(getattr(self.buildpack, "priority", 100))
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A plugin or buildpack that could not be used, and why; the plugin's origin when known."""
+
+    kind: Literal["plugin", "buildpack"]
+    name: str
+    message: str
+    source: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -50,7 +78,7 @@ class Registry:
     """The buildpacks available to one command, by id, plus the plugins that failed to load."""
 
     buildpacks: Mapping[str, Loaded]
-    problems: tuple[str, ...] = ()
+    problems: tuple[LoadProblem, ...] = ()
     blocked: tuple[str, ...] = field(default_factory=tuple)
 
     def get(self, buildpack_id: str) -> Loaded:
@@ -89,24 +117,35 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
     block = _id_list(env.get("HYBRIDLESS_BUILDPACKS_BLOCK"))
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs.Hookspecs)
-    problems: list[str] = []
+    problems: list[LoadProblem] = []
     sources: dict[int, tuple[str, str | None, str | None]] = {}
+    found_eps = _entry_points() if entry_points else []
+    by_name = {ep.name: ep for ep in found_eps}
+
+    def problem(kind: Literal["plugin", "buildpack"], name: str, message: str) -> None:
+        # A plugin's problem names where it came from, when an entry point provided it.
+        ep = by_name.get(name) if kind == "plugin" else None
+        if ep is None:
+            problems.append(LoadProblem(kind, name, message))
+        else:
+            problems.append(LoadProblem(kind, name, message, ep.source, ep.distribution,
+                                        ep.version))
 
     if entry_points:
-        for ep in _entry_points():
+        for ep in found_eps:
             if ep.name in block:
                 continue
             dist_name, dist_version = ep.distribution, ep.version
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken third-party plugin must not break the rest
-                problems.append(f"plugin '{ep.name}' ({ep.value}) failed to import: "
-                                f"{type(exc).__name__}: {exc}")
+                problem("plugin", ep.name, f"plugin '{ep.name}' ({ep.value}) failed to import: "
+                        f"{type(exc).__name__}: {exc}")
                 continue
-            _register(manager, plugin, ep.name, problems)
-            sources[id(plugin)] = (f"entry point {ep.name} = {ep.value}", dist_name, dist_version)
+            _register(manager, plugin, ep.name, problem)
+            sources[id(plugin)] = (ep.source, dist_name, dist_version)
     for index, plugin in enumerate(extra_plugins):
-        _register(manager, plugin, f"inline-{index}", problems)
+        _register(manager, plugin, f"inline-{index}", problem)
         sources[id(plugin)] = ("registered in-process", None, None)
 
     found: dict[str, Loaded] = {}
@@ -120,8 +159,8 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
             returned: Any = impl.function()
             provided = list(returned or ())
         except Exception as exc:
-            problems.append(f"plugin '{name}' raised in hybridless_buildpacks(): "
-                            f"{type(exc).__name__}: {exc}")
+            problem("plugin", name, f"plugin '{name}' raised in hybridless_buildpacks(): "
+                    f"{type(exc).__name__}: {exc}")
             continue
         source, dist_name, dist_version = sources.get(id(impl.plugin), (name, None, None))
         for bp in provided:
@@ -129,45 +168,52 @@ def load(extra_plugins: Iterable[Any] = (), *, env: Mapping[str, str] | None = N
             if isinstance(bp_id, str) and (bp_id in block or (allow and bp_id not in allow)):
                 blocked.append(bp_id)
                 continue
-            problem = check_buildpack(bp, name)
-            if problem:
-                problems.append(problem)
+            refused = check_buildpack(bp, name)
+            if refused:
+                problem(*refused)
                 continue
             if bp.id in found:
-                problems.append(f"buildpack '{bp.id}' from plugin '{name}' ignored: "
-                                f"already provided by {found[bp.id].source}")
+                problem("buildpack", bp.id, f"buildpack '{bp.id}' from plugin '{name}' ignored: "
+                        f"already provided by {found[bp.id].source}")
                 continue
-            found[bp.id] = Loaded(bp, source, dist_name, dist_version)
+            try:
+                found[bp.id] = Loaded.of(bp, source, dist_name, dist_version)
+            except (TypeError, ValueError) as exc:
+                problem("buildpack", bp.id, f"buildpack '{bp.id}' from plugin '{name}' has an "
+                        f"unusable optional attribute: {type(exc).__name__}: {exc}")
     for plugin in registered - implementing:
         if callable(getattr(plugin, "hybridless_buildpacks", None)):
-            problems.append(f"plugin '{manager.get_name(plugin)}' defines "
-                            "hybridless_buildpacks() without @hookimpl, so it was not called; "
-                            "decorate it with lifecycle.hookspecs.hookimpl")
-    for problem in problems:
-        log.warning("%s", problem)
+            unhooked = str(manager.get_name(plugin))
+            problem("plugin", unhooked, f"plugin '{unhooked}' defines "
+                    "hybridless_buildpacks() without @hookimpl, so it was not called; "
+                    "decorate it with lifecycle.hookspecs.hookimpl")
+    for found_problem in problems:
+        log.warning("%s", found_problem.message)
     return Registry(found, tuple(problems), tuple(sorted(blocked)))
 
 
-def check_buildpack(bp: Any, plugin_name: str) -> str | None:
-    """Why ``bp`` cannot be used, or None; API mismatches are named precisely."""
+def check_buildpack(bp: Any, plugin_name: str
+                    ) -> tuple[Literal["plugin", "buildpack"], str, str] | None:
+    """Why ``bp`` cannot be used (the kind and name at fault, and a message), or None."""
     missing = [attr for attr in ("id", "version", "api", "detect", "build")
                if not hasattr(bp, attr)]
     if missing:
-        return (f"plugin '{plugin_name}' returned {bp!r}, which is not a buildpack "
-                f"(missing: {', '.join(missing)})")
+        return ("plugin", plugin_name, f"plugin '{plugin_name}' returned {bp!r}, which is not "
+                f"a buildpack (missing: {', '.join(missing)})")
     if not api_compatible(str(bp.api)):
-        return (f"buildpack '{bp.id}' {bp.version} targets buildpack API {bp.api}, but this "
+        return ("buildpack", bp.id,
+                f"buildpack '{bp.id}' {bp.version} targets buildpack API {bp.api}, but this "
                 f"lifecycle implements API {hookspecs.BUILDPACK_API}; upgrade the buildpack "
                 "or the lifecycle so the API versions match")
     return None
 
 
 def _register(manager: pluggy.PluginManager, plugin: Any, name: str,
-              problems: list[str]) -> None:
+              problem: Callable[[Literal["plugin", "buildpack"], str, str], None]) -> None:
     try:
         manager.register(plugin, name=name)
     except Exception as exc:  # pluggy validates hook signatures at registration
-        problems.append(f"plugin '{name}' could not be registered: {exc}")
+        problem("plugin", name, f"plugin '{name}' could not be registered: {exc}")
         # pluggy keeps a plugin whose hook failed validation; drop it so it is reported once.
         if manager.is_registered(plugin):
             manager.unregister(plugin)
@@ -181,6 +227,11 @@ class EntryPoint:
     value: str
     distribution: str | None = None
     version: str | None = None
+
+    @property
+    def source(self) -> str:
+        """How ``buildpacks`` names where a plugin came from."""
+        return f"entry point {self.name} = {self.value}"
 
     def load(self) -> Any:
         """Import ``module[:attr.path]``, as importlib.metadata's EntryPoint.load does."""

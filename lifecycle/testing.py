@@ -399,8 +399,8 @@ class Kit:
                 if detected.error is not None or detected.outcome is None:
                     raise detected.error or AssertionError("detect returned no outcome")
                 desc = self._descriptor(app)
-                base_ref = reference.parse(self.run_image())
-                base = transports.read_image(base_ref)
+                run_image_ref = reference.parse(self.run_image())
+                base = transports.read_image(run_image_ref)
                 project = cache_mod.ProjectCache(self.root / "cache",
                                                  cache_mod.project_key(desc.id, app.resolve()))
                 mtime = source_date_epoch({})
@@ -413,7 +413,8 @@ class Kit:
                                   stack=desc.stack, mtime=mtime, log=log)
                     timings["build"] = time.monotonic() - started
                     started = time.monotonic()
-                    exported = export(app.resolve(), desc, built, base, base_ref=base_ref,
+                    exported = export(app.resolve(), desc, built, base,
+                                      run_image_ref=run_image_ref,
                                       blobs=project.blobs, stack=desc.stack, mtime=mtime,
                                       default_process=default_process, log=log)
                     transports.write_image(exported.image, reference.parse(dest))

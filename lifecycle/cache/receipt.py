@@ -47,11 +47,12 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifecycle import __version__, paths
-from lifecycle.image.blobs import file_digest
+from lifecycle.image.blobs import file_digest, write_atomic
 
 FORMAT = 1
 """Receipt file format; a receipt of another format is ignored."""
@@ -77,6 +78,93 @@ class Observation:
         """Content digests of the app's files that changed less than RACY_NS ago."""
 
 
+@dataclass(frozen=True)
+class RunImageFile:
+    """A run image read from a file (a layout's ``index.json`` or an archive): its signature."""
+
+    file: str
+    signature: list[int] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt's ``run_image`` object."""
+        return {"file": self.file, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class RunImageName:
+    """A run image named in the local store: the digest the name must still give."""
+
+    store: str
+    name: str
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt's ``run_image`` object."""
+        return {"store": self.store, "name": self.name, "digest": self.digest}
+
+
+RunImageSource = RunImageFile | RunImageName
+"""How a later lookup rechecks the run image (see :func:`local_source`)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the build stored: the store, the names given the image, its digest and blobs."""
+
+    store: str
+    names: tuple[str, ...]
+    digest: str
+    blobs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt's ``outputs`` object."""
+        return {"store": self.store, "names": list(self.names), "digest": self.digest,
+                "blobs": list(self.blobs)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Outputs:
+        """Parse :meth:`to_json`'s output."""
+        return cls(str(data["store"]), tuple(map(str, data["names"])), str(data["digest"]),
+                   tuple(map(str, data["blobs"])))
+
+
+def _run_image_from_json(data: Mapping[str, Any]) -> RunImageSource:
+    if "file" in data:
+        return RunImageFile(str(data["file"]), data.get("signature"))
+    return RunImageName(str(data["store"]), str(data["name"]), str(data["digest"]))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One receipt file: what a build observed, what it ran and read, and what it printed."""
+
+    parts: Mapping[str, str]
+    fresh: Mapping[str, str]
+    modules: list[list[Any]]
+    tools: list[list[Any]]
+    run_image: RunImageSource
+    outputs: Outputs
+    document: Mapping[str, Any]
+    """The producer's result as its ``to_json`` gave it; stored, never read by key here."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt file's content."""
+        return {"format": FORMAT, "parts": dict(self.parts), "fresh": dict(self.fresh),
+                "modules": self.modules, "tools": self.tools,
+                "run_image": self.run_image.to_json(), "outputs": self.outputs.to_json(),
+                "document": dict(self.document)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Receipt:
+        """Parse a receipt file; raises KeyError, TypeError or ValueError for another format."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"receipt format {data.get('format')!r}, not {FORMAT}")
+        return cls(dict(data["parts"]), dict(data.get("fresh") or {}),
+                   list(data.get("modules") or ()), list(data.get("tools") or ()),
+                   _run_image_from_json(data["run_image"]), Outputs.from_json(data["outputs"]),
+                   dict(data["document"]))
+
+
 def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
             descriptor: str | None) -> Observation:
     """Observe the request, the environment and the app tree (see the module docstring)."""
@@ -98,56 +186,43 @@ def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
     return Observation(root / "receipts" / f"{request_key}.json", parts, app_dir, fresh)
 
 
-def lookup(observed: Observation, log: Any) -> dict[str, Any] | None:
+def lookup(observed: Observation, log: Any) -> Mapping[str, Any] | None:
     """The recorded ``build`` document when nothing changed and the store still holds it."""
     try:
-        receipt = json.loads(observed.receipt_path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(receipt, dict) or receipt.get("format") != FORMAT:
+        receipt = Receipt.from_json(json.loads(observed.receipt_path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     why = _difference(receipt, observed)
     if why is not None:
         log.debug("receipt %s not used: %s", observed.receipt_path.name, why)
         return None
-    document: dict[str, Any] = receipt["document"]
-    return document
+    return receipt.document
 
 
 def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool,
-           tools: Iterable[str], run_image: Mapping[str, Any] | None,
-           outputs: Mapping[str, Any] | None, log: Any) -> bool:
+           tools: Iterable[str], run_image: RunImageSource | None,
+           outputs: Outputs | None, log: Any) -> bool:
     """Write the receipt for a build that just succeeded; False when it does not qualify.
 
-    ``run_image`` says how to recheck the base (see :func:`local_source`), ``outputs`` is
-    ``{"store": dir, "names": [...], "digest": d, "blobs": [...]}``; None for either means the
-    build involved a registry (or another place that cannot be rechecked locally).
+    ``run_image`` says how to recheck the base (see :func:`local_source`), ``outputs`` what
+    the build stored; None for either means the build involved a registry (or another place
+    that cannot be rechecked locally).
     """
     why = None
     if not hermetic:
         why = "a buildpack of the group is not hermetic"
     elif run_image is None or outputs is None:
         why = "the run image or the destination is not local"
-    if why is not None:
+    if why is not None or run_image is None or outputs is None:
         log.debug("no receipt recorded: %s", why)
         observed.receipt_path.unlink(missing_ok=True)
         return False
-    receipt = {
-        "format": FORMAT,
-        "parts": observed.parts,
-        "fresh": observed.fresh,
-        "modules": _module_signatures(),
-        "tools": _tool_signatures(tools),
-        "run_image": dict(run_image or {}),
-        "outputs": dict(outputs or {}),
-        "document": dict(document),
-    }
+    receipt = Receipt(observed.parts, observed.fresh, _module_signatures(),
+                      _tool_signatures(tools), run_image, outputs, document)
     path = observed.receipt_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_text(json.dumps(receipt, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(receipt.to_json(), sort_keys=True).encode("utf-8"))
     except OSError as exc:  # a receipt only saves time
         log.debug("no receipt recorded: %s", exc)
         return False
@@ -155,15 +230,15 @@ def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool
 
 
 def local_source(transport: str, path: str, store_root: str | None, name: str | None,
-                 digest: str | None) -> dict[str, Any] | None:
+                 digest: str | None) -> RunImageSource | None:
     """How to recheck a run image later, or None when it is remote."""
     if transport == "oci":
         index = os.path.join(path, "index.json")
-        return {"file": index, "signature": _signature(index)}
+        return RunImageFile(index, _signature(index))
     if transport in ("oci-archive", "docker-archive"):
-        return {"file": path, "signature": _signature(path)}
+        return RunImageFile(path, _signature(path))
     if transport == "store" and store_root and name and digest:
-        return {"store": store_root, "name": name, "digest": digest}
+        return RunImageName(store_root, name, digest)
     return None
 
 
@@ -247,45 +322,42 @@ def _tool_signatures(tools: Iterable[str]) -> list[list[Any]]:
     return rows
 
 
-def _difference(receipt: Mapping[str, Any], observed: Observation) -> str | None:
+def _difference(receipt: Receipt, observed: Observation) -> str | None:
     """Why the receipt does not answer this observation, or None when it does."""
-    recorded = receipt.get("parts") or {}
     for part, value in observed.parts.items():
-        if recorded.get(part) != value:
+        if receipt.parts.get(part) != value:
             return f"the {part} changed"
-    for name, content in (receipt.get("fresh") or {}).items():
+    for name, content in receipt.fresh.items():
         if _content(os.path.join(observed.app_dir, name)) != content:
             return f"{name} changed within a timestamp tick"
-    for path, signature in receipt.get("modules") or ():
+    for path, signature in receipt.modules:
         if _signature(path) != signature:
             return f"{path} changed"
-    if receipt.get("tools") and _tool_signatures(t[0] for t in receipt["tools"]) != \
-            receipt["tools"]:
+    if receipt.tools and _tool_signatures(t[0] for t in receipt.tools) != receipt.tools:
         return "a build tool on PATH changed"
-    run_image = receipt.get("run_image") or {}
-    if "file" in run_image:
-        if _signature(run_image["file"]) != run_image.get("signature"):
+    run_image = receipt.run_image
+    if isinstance(run_image, RunImageFile):
+        if _signature(run_image.file) != run_image.signature:
             return "the run image changed"
-    elif not _store_names(run_image.get("store"), [run_image.get("name")],
-                          run_image.get("digest")):
+    elif not _store_names(run_image.store, [run_image.name], run_image.digest):
         return "the run image's reference moved"
-    outputs = receipt.get("outputs") or {}
-    if not _store_names(outputs.get("store"), outputs.get("names") or [], outputs.get("digest")):
+    outputs = receipt.outputs
+    if not _store_names(outputs.store, outputs.names, outputs.digest):
         return "the store no longer names the built image"
-    blobs = Path(str(outputs["store"])) / "blobs"
-    for digest in outputs.get("blobs") or ():
-        algorithm, _, hexdigest = str(digest).partition(":")
+    blobs = Path(outputs.store) / "blobs"
+    for digest in outputs.blobs:
+        algorithm, _, hexdigest = digest.partition(":")
         if not (blobs / algorithm / hexdigest).is_file():
             return f"the store lost blob {digest}"
     return None
 
 
-def _store_names(store: Any, names: Sequence[Any], digest: Any) -> bool:
+def _store_names(store: str, names: Sequence[str], digest: str) -> bool:
     """Whether the store at ``store`` names ``digest`` under every one of ``names``, only."""
     if not store or not names or not digest:
         return False
     try:
-        index = json.loads((Path(str(store)) / "index.json").read_bytes())
+        index = json.loads((Path(store) / "index.json").read_bytes())
     except (OSError, ValueError):
         return False
     named: dict[str, set[str]] = {}

@@ -23,31 +23,23 @@ from lifecycle.descriptor import Descriptor
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import BUILDPACK_API
 from lifecycle.image import image, tarball, tree
-from lifecycle.image.blobs import BlobDir
+from lifecycle.image.blobs import BlobDir, Digest
 from lifecycle.image.reference import Reference
-from lifecycle.jsonutil import dumps as canonical
 from lifecycle.phases import launcher
 from lifecycle.phases.build import BuildOutcome, apply_env
+from lifecycle.phases.label import (
+    BUILD_LABEL,
+    BuildLabel,
+    LabelBuildpack,
+    LabelLayer,
+    LabelProcess,
+    RunImage,
+)
+from lifecycle.phases.report import ExportedLayer
 
-BUILD_LABEL = "io.hybridless.build"
 TASK_ROOT = "/var/task"
 # The app is never writable by the image's user; buildpack-declared excludes add to these.
 DEFAULT_EXCLUDES = (".git",)
-
-
-@dataclass(frozen=True)
-class ExportedLayer:
-    """One layer of the exported image, as ``build --json`` reports it."""
-
-    name: str
-    digest: str
-    diff_id: str
-    size: int
-    reused: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,7 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
 
 
 def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
-           base_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
+           run_image_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
            default_process: str | None, log: logging.Logger,
            app_index: AppIndex | None = None) -> Exported:
     """Assemble the image on top of ``base``; layer blobs land in ``blobs``."""
@@ -110,10 +102,10 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
                      *built.launch_env])
     labels = base.labels
     labels.update(built.labels)
-    labels[BUILD_LABEL] = canonical(build_label(
-        descriptor, built, base, base_ref, stack,
+    labels[BUILD_LABEL] = build_label(
+        descriptor, built, base, run_image_ref, stack,
         {"app": app_blob.diff_id, "launcher": launcher_blob.diff_id}, default.name,
-        app_dir)).decode()
+        app_dir).encode()
     out = image.with_config(
         out,
         env=[f"{k}={v}" for k, v in env.items()],
@@ -142,7 +134,7 @@ def _app_layer(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, blobs
     if app_index is not None:
         previous = app_index.lookup(scan)
         if previous is not None and blobs.has(previous.digest):
-            log.info("reusing app layer (%s): no file changed", previous.digest[:19])
+            log.info("reusing app layer (%s): no file changed", Digest(previous.digest).short)
             return previous, True
     log.info("exporting app layer from %s (%d entries)", app_dir, len(entries))
     written = tarball.write_layer(entries, blobs.directory, mtime=mtime)
@@ -178,42 +170,24 @@ def with_links(entries: list[tree.Entry], links: Mapping[str, str]) -> list[tree
 
 
 def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
-                base_ref: Reference, stack: str | None, own_layers: Mapping[str, str],
-                default: str, app_dir: Path) -> dict[str, Any]:
+                run_image_ref: Reference, stack: str | None, own_layers: Mapping[str, str],
+                default: str, app_dir: Path) -> BuildLabel:
     """The ``io.hybridless.build`` label of docs/reference.md §4."""
-    revision = git_revision(app_dir)
-    return {
-        "api": BUILDPACK_API,
-        "lifecycle": __version__,
-        "project": descriptor.project_id,
-        "buildpacks": [{"id": bp_id, "version": version} for bp_id, version in built.buildpacks],
-        "layers": [{"name": bl.label_name, "diff_id": bl.blob.diff_id,
-                    "metadata": bl.metadata} for bl in built.layers]
-        + [{"name": name, "diff_id": diff_id, "metadata": {}}
-           for name, diff_id in own_layers.items()],
-        "processes": [{"name": p.name, "event": p.event, "command": list(p.command),
-                       "default": p.name == default} for p in built.processes],
-        "run-image": {
-            "reference": portable_reference(base_ref),
-            "digest": base.digest,
-            "layers": len(base.layers),
-            "top-layer": base.layers[-1].diff_id if base.layers else None,
-        },
-        "stack": stack,
-        "source": {"revision": revision} if revision else {},
-        "compressor": tarball.COMPRESSOR,
-    }
-
-
-def portable_reference(ref: Reference) -> str:
-    """The run-image reference without host paths, so the label does not depend on them."""
-    if ref.transport in ("oci", "oci-archive", "docker-archive"):
-        text = str(ref)
-        path = getattr(ref, "path", None)
-        if path:
-            text = text.replace(str(path), Path(str(path)).name)
-        return text
-    return str(ref)
+    return BuildLabel(
+        api=BUILDPACK_API,
+        lifecycle=__version__,
+        project=descriptor.project_id,
+        buildpacks=tuple(LabelBuildpack(bp_id, version) for bp_id, version in built.buildpacks),
+        layers=tuple(LabelLayer(bl.label_name, bl.blob.diff_id, bl.metadata)
+                     for bl in built.layers)
+        + tuple(LabelLayer(name, diff_id) for name, diff_id in own_layers.items()),
+        processes=tuple(LabelProcess(p.name, p.event, tuple(p.command), p.name == default)
+                        for p in built.processes),
+        run_image=RunImage.of(run_image_ref, base),
+        stack=stack,
+        revision=git_revision(app_dir),
+        compressor=tarball.COMPRESSOR,
+    )
 
 
 def git_revision(app_dir: Path) -> str | None:

@@ -21,10 +21,11 @@ from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
 from lifecycle.errors import BaseImageNotFound, UsageError
 from lifecycle.executor import HostExecutor, host_env
-from lifecycle.image import reference, transports
+from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import build
 from lifecycle.phases.detect import DetectOutcome, detect
 from lifecycle.phases.export import export, source_date_epoch
+from lifecycle.phases.report import BuildReport, ReportedProcess
 
 
 @dataclass(frozen=True)
@@ -101,21 +102,21 @@ def run_detect(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, P
 
 def _check_options(desc: Descriptor, outcome: DetectOutcome, log: logging.Logger) -> None:
     """Validate each group member's options table against its ``options_schema``."""
-    members = {lp.id: lp.buildpack for lp in outcome.group}
+    members = {lp.id: lp for lp in outcome.group}
     for bp_id, options in desc.buildpack_options.items():
         bp = members.get(bp_id)
         if bp is None:
             log.warning("options for buildpack '%s' are ignored: it is not in the detected "
                         "group (%s)", bp_id, ", ".join(members))
             continue
-        schema = getattr(bp, "options_schema", None)
+        schema = bp.options_schema
         if schema:
             descriptor_mod.validate_options(desc.path, bp_id, options, schema)
 
 
 def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
-              observed: receipt.Observation | None = None) -> dict[str, Any]:
-    """The whole build; returns the ``build --json`` document.
+              observed: receipt.Observation | None = None) -> BuildReport:
+    """The whole build; returns what ``build --json`` prints.
 
     ``observed`` is what the command saw before it started; the build's receipt is recorded
     against it (see :mod:`lifecycle.cache.receipt`).
@@ -131,7 +132,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     timings["detect"] = time.monotonic() - started
 
     stack = options.stack or desc.stack
-    base_ref, base = _base_image(options.run_image, stack, log)
+    run_image_ref, base = _base_image(options.run_image, stack, log)
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -144,55 +145,55 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         timings["build"] = time.monotonic() - started
 
         started = time.monotonic()
-        exported = export(app_dir, desc, built, base, base_ref=base_ref, blobs=project.blobs,
+        exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
+                          blobs=project.blobs,
                           stack=stack, mtime=mtime, default_process=options.default_process,
                           log=log, app_index=AppIndex(project.project_dir / "app-index.json"))
         log.info("writing %s", dest)
         digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info)
     timings["export"] = time.monotonic() - started
 
-    document = {
-        "image": str(dest),
-        "tags": [str(t) for t in tags],
-        "digest": digest,
-        "config_digest": exported.image.config_digest,
-        "layers": [layer.to_json() for layer in exported.layers],
-        "processes": [{"name": p.name, "event": p.event,
-                       "default": p.name == exported.default_process}
-                      for p in built.processes],
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
+    report = BuildReport(
+        image=str(dest),
+        tags=tuple(str(t) for t in tags),
+        digest=digest,
+        config_digest=exported.image.config_digest,
+        layers=exported.layers,
+        processes=tuple(ReportedProcess(p.name, p.event, p.name == exported.default_process)
+                        for p in built.processes),
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
     if observed is not None:
-        _record_receipt(observed, document, outcome, base_ref, base, [dest, *tags],
+        _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
                         exported.image, log)
-    return document
+    return report
 
 
-def _record_receipt(observed: receipt.Observation, document: Mapping[str, Any],
-                    outcome: DetectOutcome, base_ref: reference.Reference, base: Any,
-                    refs: list[reference.Reference], built: Any, log: logging.Logger) -> None:
+def _record_receipt(observed: receipt.Observation, report: BuildReport,
+                    outcome: DetectOutcome, run_image_ref: reference.Reference,
+                    base: image.Image, refs: list[reference.Reference], built: image.Image,
+                    log: logging.Logger) -> None:
     """Record what a rebuild must observe to be answered without running (cache.receipt)."""
     from lifecycle.image.transports.store import open_store
 
-    members = [lp.buildpack for lp in outcome.group]
+    members = outcome.group
     store_root = str(open_store().root)
     outputs = None
     if all(ref.transport == "store" for ref in refs):
-        outputs = {"store": store_root, "names": [ref.store_name for ref in refs],
-                   "digest": document["digest"],
-                   "blobs": [document["digest"], built.config_digest,
-                             *(layer.digest for layer in built.layers)]}
+        outputs = receipt.Outputs(
+            store_root, tuple(ref.store_name for ref in refs), report.digest,
+            (report.digest, built.config_digest, *(layer.digest for layer in built.layers)))
     run_image = receipt.local_source(
-        base_ref.transport, base_ref.path, store_root,
-        base_ref.store_name if base_ref.transport == "store" else None, base.digest)
-    receipt.record(observed, document,
-                   hermetic=all(getattr(bp, "hermetic", False) is True for bp in members),
-                   tools=[tool for bp in members for tool in getattr(bp, "tools", ())],
+        run_image_ref.transport, run_image_ref.path, store_root,
+        run_image_ref.store_name if run_image_ref.transport == "store" else None, base.digest)
+    receipt.record(observed, report.to_json(),
+                   hermetic=all(lp.hermetic for lp in members),
+                   tools=[tool for lp in members for tool in lp.tools],
                    run_image=run_image, outputs=outputs, log=log)
 
 
 def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
-                ) -> tuple[reference.Reference, Any]:
+                ) -> tuple[reference.Reference, image.Image]:
     if run_image is None:
         if stack:
             raise BaseImageNotFound(

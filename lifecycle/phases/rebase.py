@@ -7,57 +7,66 @@ image's, and records the new base in the label. No layer is rebuilt or recompres
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from lifecycle.errors import BuildError, UsageError
 from lifecycle.image import image, reference, transports
-from lifecycle.jsonutil import dumps as canonical
-from lifecycle.phases.export import BUILD_LABEL, portable_reference
+from lifecycle.phases import label as label_mod
+from lifecycle.phases.label import BUILD_LABEL, RunImage
+
+
+@dataclass(frozen=True)
+class Rebased:
+    """What ``rebase --json`` prints."""
+
+    image: str
+    run_image: str
+    digest: str
+    previous_digest: str
+    base_digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return dict(self.__dict__)
 
 
 def rebase(ref_text: str, run_image_text: str, *, force: bool,
-           log: logging.Logger) -> dict[str, Any]:
+           log: logging.Logger) -> Rebased:
     """Rebase the image at ``ref_text`` onto ``run_image_text``; write it back in place."""
     ref = reference.parse(ref_text)
     new_ref = reference.parse(run_image_text)
     img = transports.read_image(ref)
-    labels = img.labels
-    if BUILD_LABEL not in labels:
+    label = label_mod.read(img.labels, ref)
+    if label is None:
         raise UsageError(f"failed to rebase {ref}: it has no {BUILD_LABEL} label, so its base "
                          "layers are unknown", hint="rebase images built by hybridless-lifecycle")
-    label = json.loads(labels[BUILD_LABEL])
-    old = label["run-image"]
-    count = int(old["layers"])
+    old = label.run_image
+    count = old.layers
     if count > len(img.layers):
         raise BuildError(f"failed to rebase {ref}: its label claims {count} base layers but "
                          f"the image has {len(img.layers)}")
     top = img.layers[count - 1].diff_id if count else None
-    if top != old.get("top-layer") and not force:
+    if top != old.top_layer and not force:
         raise BuildError(f"failed to rebase {ref}: layer {count} is {top}, not the recorded "
-                         f"run-image top layer {old.get('top-layer')}",
+                         f"run-image top layer {old.top_layer}",
                          hint="the image was modified after it was built; --force skips this")
     log.info("reading run image %s", new_ref)
     new_base = transports.read_image(new_ref)
     if not force:
         _check_platform(img, new_base, new_ref)
     out = image.replace_base(img, count, new_base)
-    label["run-image"] = {
-        "reference": portable_reference(new_ref),
-        "digest": new_base.digest,
-        "layers": len(new_base.layers),
-        "top-layer": new_base.layers[-1].diff_id if new_base.layers else None,
-    }
     out_labels = out.labels
-    out_labels[BUILD_LABEL] = canonical(label).decode()
+    out_labels[BUILD_LABEL] = label.rebased(RunImage.of(new_ref, new_base)).encode()
     out = image.with_config(out, labels=out_labels)
     digest = transports.write_image(out, ref, progress=log.info)
-    return {"image": str(ref), "run_image": str(new_ref), "digest": digest,
-            "previous_digest": img.digest, "base_digest": new_base.digest}
+    return Rebased(image=str(ref), run_image=str(new_ref), digest=digest,
+                   previous_digest=img.digest, base_digest=new_base.digest)
 
 
-def _check_platform(img: Any, new_base: Any, new_ref: Any) -> None:
+def _check_platform(img: image.Image, new_base: image.Image,
+                    new_ref: reference.Reference) -> None:
     for key in ("os", "architecture"):
         if img.config.get(key) != new_base.config.get(key):
             raise BuildError(f"failed to rebase: run image {new_ref} is "

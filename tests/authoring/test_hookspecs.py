@@ -106,10 +106,13 @@ def test_plugins_register_through_the_one_hook() -> None:
 
     registry = plugins.load([module, Raises(), WrongSignature()], entry_points=False, env={})
     assert list(registry.buildpacks) == ["third/party"]
-    assert "plugin 'inline-1' raised in hybridless_buildpacks(): RuntimeError: boom" in (
-        registry.problems)
-    assert any(problem.startswith("plugin 'inline-2' could not be registered")
-               and "{'stack'}" in problem for problem in registry.problems)
+    wrong, raised = registry.problems  # registration fails before any hook is called
+    assert (raised.kind, raised.name, raised.source) == ("plugin", "inline-1", None)
+    assert raised.message == "plugin 'inline-1' raised in hybridless_buildpacks(): " \
+        "RuntimeError: boom"
+    assert (wrong.kind, wrong.name) == ("plugin", "inline-2")
+    assert wrong.message.startswith("plugin 'inline-2' could not be registered")
+    assert "{'stack'}" in wrong.message
     assert hasattr(hookspecs.Hookspecs.hybridless_buildpacks,
                    f"{hookspecs.PROJECT_NAME}_spec")
     assert hookimpl.project_name == hookspecs.hookspec.project_name == "hybridless"
@@ -133,10 +136,12 @@ def test_buildpacks_for_another_api_are_refused_by_name(api: str, accepted: bool
     registry = plugins.load([_Plugin(Scripted("acme/x", api=api))], entry_points=False, env={})
     assert ("acme/x" in registry.buildpacks) is accepted
     if not accepted:
-        assert registry.problems == (
+        (problem,) = registry.problems
+        assert (problem.kind, problem.name) == ("buildpack", "acme/x")
+        assert problem.message == (
             f"buildpack 'acme/x' 1.0.0 targets buildpack API {api}, but this lifecycle "
             f"implements API {BUILDPACK_API}; upgrade the buildpack or the lifecycle so the "
-            "API versions match",)
+            "API versions match")
 
 
 class _Plugin:

@@ -160,8 +160,7 @@ def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     (store / "index.json").write_text(json.dumps({"manifests": [
         {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
     (store / "blobs" / "sha256" / "aa").write_text("{}")
-    outputs = {"store": str(store), "names": ["x:1"], "digest": "sha256:aa",
-               "blobs": ["sha256:aa"]}
+    outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
     base = receipt.local_source("store", "", str(store), "x:1", "sha256:aa")
     assert receipt.record(observed, {"image": "x:1", "digest": "sha256:aa"}, hermetic=True,
                           tools=(), run_image=base, outputs=outputs, log=log)

@@ -77,7 +77,7 @@ def build_once(app: Path, tmp_path: Path, base: BaseImage, counter: Path, tag: s
     inputs = Inputs(app_dir=app, buildpacks=("test/deps",), cache_dir=tmp_path / "cache",
                     plugins=(Plugin(DepsBuildpack(counter)),))
     options = BuildInputs(image=f"oci:{tmp_path}/out:{tag}", run_image=base.ref)
-    return run_build(inputs, options, log)
+    return run_build(inputs, options, log).to_json()
 
 
 def layer(doc: dict[str, Any], name: str) -> dict[str, Any]:

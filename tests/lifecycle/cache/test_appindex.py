@@ -46,7 +46,8 @@ def app_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def build(app: Path, tmp_path: Path, base: BaseImage) -> dict[str, Any]:
     inputs = Inputs(app_dir=app, cache_dir=tmp_path / "cache")
-    doc = run_build(inputs, BuildInputs(image=f"oci:{tmp_path}/out:x", run_image=base.ref), log)
+    doc = run_build(inputs, BuildInputs(image=f"oci:{tmp_path}/out:x", run_image=base.ref),
+                    log).to_json()
     return next(layer for layer in doc["layers"] if layer["name"] == "app")
 
 

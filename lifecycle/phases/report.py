@@ -1,0 +1,90 @@
+"""The build report that ``build --json`` prints (docs/reference.md §1).
+
+Kept apart from the phases that fill it in, so that a no-change rebuild answered from its
+receipt reads the report back without importing the image model or the buildpacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    """One layer of the exported image, as ``build --json`` reports it."""
+
+    name: str
+    digest: str
+    diff_id: str
+    size: int
+    reused: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExportedLayer:
+        """Parse :meth:`to_json`'s output."""
+        return cls(str(data["name"]), str(data["digest"]), str(data["diff_id"]),
+                   int(data["size"]), bool(data["reused"]))
+
+
+@dataclass(frozen=True)
+class ReportedProcess:
+    """One process of the built image."""
+
+    name: str
+    event: str
+    default: bool
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one ``build`` produced: where, which digests, which layers and processes, how fast."""
+
+    image: str
+    tags: tuple[str, ...]
+    digest: str
+    config_digest: str
+    layers: tuple[ExportedLayer, ...]
+    processes: tuple[ReportedProcess, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+    unchanged: bool = False
+    """True when the build was answered from its receipt without running a phase."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``build --json`` document."""
+        return {
+            "image": self.image,
+            "tags": list(self.tags),
+            "digest": self.digest,
+            "config_digest": self.config_digest,
+            "layers": [layer.to_json() for layer in self.layers],
+            "processes": [dict(p.__dict__) for p in self.processes],
+            "timings": dict(self.timings),
+            "unchanged": self.unchanged,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildReport:
+        """Parse :meth:`to_json`'s output; raises KeyError, TypeError or ValueError."""
+        return cls(
+            image=str(data["image"]),
+            tags=tuple(str(t) for t in data["tags"]),
+            digest=str(data["digest"]),
+            config_digest=str(data["config_digest"]),
+            layers=tuple(ExportedLayer.from_json(la) for la in data["layers"]),
+            processes=tuple(ReportedProcess(str(p["name"]), str(p["event"]), bool(p["default"]))
+                            for p in data["processes"]),
+            timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+            unchanged=bool(data.get("unchanged", False)),
+        )
+
+    def answered_from_receipt(self, seconds: float) -> BuildReport:
+        """This report as a no-change rebuild prints it: no phase ran."""
+        return replace(self, unchanged=True,
+                       timings={"detect": 0.0, "build": 0.0, "export": 0.0,
+                                "receipt": round(seconds, 3)})
