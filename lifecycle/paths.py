@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -26,3 +27,35 @@ def store_home(environ: Mapping[str, str] | None = None) -> Path:
     if env.get("XDG_DATA_HOME"):
         return Path(env["XDG_DATA_HOME"]) / "hybridless"
     return Path.home() / ".local" / "share" / "hybridless"
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where each part of the build cache lives under its root (``--cache-dir`` or
+    :func:`cache_root`); the layout's one home (see :mod:`lifecycle.cache.layers`)."""
+
+    root: Path
+
+    @property
+    def blobs(self) -> Path:
+        """Layer blobs, shared by every project."""
+        return self.root / "blobs"
+
+    @property
+    def descriptors(self) -> Path:
+        """Markers of descriptors that passed the schema."""
+        return self.root / "descriptors"
+
+    @property
+    def receipts(self) -> Path:
+        """Build receipts, one per request (see :mod:`lifecycle.cache.receipt`)."""
+        return self.root / "receipts"
+
+    @property
+    def entry_points(self) -> Path:
+        """The remembered ``hybridless.buildpacks`` entry points (see :mod:`lifecycle.plugins`)."""
+        return self.root / "entry-points.json"
+
+    def project(self, key: str) -> Path:
+        """One project's directory: its lock, layers and records."""
+        return self.root / "projects" / key

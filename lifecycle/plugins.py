@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import pluggy
 
-from lifecycle import hookspecs
+from lifecycle import hookspecs, paths
 from lifecycle.errors import UsageError
+from lifecycle.image.blobs import write_atomic
 
 log = logging.getLogger("hybridless.plugins")
 
@@ -255,9 +256,7 @@ def _entry_points(environ: Mapping[str, str] | None = None) -> list[EntryPoint]:
     """
     import sys
 
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    memo = os.path.join(base, "hybridless", "entry-points.json")
+    memo = paths.CacheLayout(paths.cache_root(environ)).entry_points
     key = [sys.executable, *(_mtime(p) for p in sys.path)]
     try:
         with open(memo, encoding="utf-8") as handle:
@@ -275,11 +274,9 @@ def _entry_points(environ: Mapping[str, str] | None = None) -> list[EntryPoint]:
                                 dist.metadata["Name"] if dist is not None else None,
                                 dist.version if dist is not None else None))
     try:
-        os.makedirs(os.path.dirname(memo), exist_ok=True)
-        tmp = f"{memo}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"key": key, "entry_points": [e.__dict__ for e in found]}, handle)
-        os.replace(tmp, memo)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(memo, json.dumps({"key": key,
+                                       "entry_points": [e.__dict__ for e in found]}).encode())
     except OSError:
         pass  # remembering only saves time
     return found

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.cache.layers import BlobInfo
+from lifecycle.image.blobs import write_atomic
 from lifecycle.image.tree import Entry
 
 GRANULARITY_NS = 1_000_000_000
@@ -83,7 +83,6 @@ class AppIndex:
 
     def store(self, scan: Scan, blob: BlobInfo) -> None:
         """Record this build's app layer (atomically: a torn index would only cost a rebuild)."""
-        tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
-        tmp.write_text(json.dumps({"version": INDEX_VERSION, "key": scan.key,
-                                   "started_ns": scan.started_ns, "blob": blob.__dict__}))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"version": INDEX_VERSION, "key": scan.key,
+                                            "started_ns": scan.started_ns,
+                                            "blob": blob.__dict__}).encode())

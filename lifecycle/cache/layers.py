@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 from lifecycle import paths
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Layer
-from lifecycle.image.blobs import BlobDir
+from lifecycle.image.blobs import BlobDir, write_atomic
 
 RECORD_VERSION = 1
 
@@ -105,19 +104,14 @@ class ProjectCache:
     declared: dict[tuple[str, str], Layer] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = BlobDir(self.root / "blobs")
+        self.blobs = BlobDir(paths.CacheLayout(self.root).blobs)
         self.blobs.directory.mkdir(parents=True, exist_ok=True)
         self.project_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def project_dir(self) -> Path:
         """``projects/<key>``."""
-        return self.root / "projects" / self.key
-
-    @property
-    def descriptors_dir(self) -> Path:
-        """Markers of descriptors that passed validation."""
-        return self.root / "descriptors"
+        return paths.CacheLayout(self.root).project(self.key)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[ProjectCache]:
@@ -160,10 +154,8 @@ class ProjectCache:
 
     def write_record(self, record: LayerRecord) -> None:
         """Atomically replace a layer's record."""
-        path = self.record_path(record.buildpack, record.name)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_text(json.dumps(record.to_json(), sort_keys=True, indent=1))
-        os.replace(tmp, path)
+        write_atomic(self.record_path(record.buildpack, record.name),
+                     json.dumps(record.to_json(), sort_keys=True, indent=1).encode())
 
     def drop(self, buildpack_id: str, name: str) -> None:
         """Forget a layer: record first, then files (the crash-safe order)."""

@@ -183,7 +183,8 @@ def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
     env = "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k not in _SHELL_ONLY)
     parts = {"request": request_key, "environment": _sha(env), "paths": places.hexdigest(),
              "app": tree.hexdigest()}
-    return Observation(root / "receipts" / f"{request_key}.json", parts, app_dir, fresh)
+    return Observation(paths.CacheLayout(root).receipts / f"{request_key}.json", parts, app_dir,
+                       fresh)
 
 
 def lookup(observed: Observation, log: Any) -> Mapping[str, Any] | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ import isal
 from isal import igzip_lib, isal_zlib
 
 from lifecycle.errors import BuildError
+from lifecycle.image.blobs import fsync_dir, temp_name
 from lifecycle.image.tree import Entry
 
 # 1980-01-01T00:00:01Z (docs/reference.md §4); callers pass SOURCE_DATE_EPOCH.
@@ -74,8 +74,8 @@ def write_layer(
 ) -> Blob:
     """Write ``entries`` as a gzip layer blob named by its digest in ``dest_dir``."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    # The temp name is the team's convention: recovery deletes temps whose pid is dead.
-    temp = dest_dir / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    # blobs.temp_name is what recovery matches: it deletes temps whose writer pid is dead.
+    temp = dest_dir / temp_name()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         with (
@@ -91,7 +91,7 @@ def write_layer(
             temp.unlink()
         else:
             os.replace(temp, final)
-            _fsync_dir(dest_dir)
+            fsync_dir(dest_dir)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -423,12 +423,3 @@ def _utf8(text: str) -> bytes:
             f"failed to write a layer: the name {text!r} is not valid UTF-8",
             hint="rename the file; image layers carry UTF-8 names",
         ) from None
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable: the directory entry lives in the directory's own data."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import descriptor as descriptor_mod
-from lifecycle import plugins
+from lifecycle import paths, plugins
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
 from lifecycle.cache.appindex import AppIndex
@@ -77,7 +77,7 @@ def prepare(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, Path
         raise UsageError(f"app directory {inputs.app_dir} does not exist or is not a directory")
     cache_root = inputs.cache_dir or cache_mod.default_root()
     path = descriptor_mod.find(app_dir, inputs.descriptor_path)
-    desc = descriptor_mod.load(path, validated_cache=cache_root / "descriptors")
+    desc = descriptor_mod.load(path, validated_cache=paths.CacheLayout(cache_root).descriptors)
     log.debug("descriptor: %s", path or "none")
     return app_dir, desc, cache_root
 

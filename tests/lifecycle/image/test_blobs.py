@@ -151,3 +151,15 @@ def test_bad_digests_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             blobs.path(bad)
     assert digest_of(b"") == sha(b"")
+
+
+def test_temporary_files_are_named_in_one_place() -> None:
+    """Every writer takes its temp name from blobs.temp_name, the name recovery matches."""
+    import re
+
+    root = Path(__file__).resolve().parents[3] / "lifecycle"
+    spelled = [f"{path.relative_to(root)}:{number}"
+               for path in sorted(root.rglob("*.py")) if path.name != "blobs.py"
+               for number, line in enumerate(path.read_text().splitlines(), 1)
+               if re.search(r"""["']\.tmp-|\.tmp-\{""", line)]
+    assert spelled == []
