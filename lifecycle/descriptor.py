@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
 
@@ -23,6 +23,9 @@ DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_BODY_LIMIT = 6 * 1024 * 1024
 DEFAULT_CONCURRENCY = 64
+HttpFormat = Literal["apigw-v1", "apigw-v2", "alb", "alb-multi"]
+"""The event shapes an ``httpd`` function can receive; the schema's ``http-format`` enum."""
+DEFAULT_HTTP_FORMAT: HttpFormat = "apigw-v1"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Function:
     timeout: int = DEFAULT_TIMEOUT_S
     memory: int | None = None
     cpu: int | None = None
-    http_format: str = "apigw-v1"
+    http_format: HttpFormat = DEFAULT_HTTP_FORMAT
     health_check_route: str | None = None
     cors: Cors | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
@@ -307,7 +310,7 @@ def _function(fn: Mapping[str, Any]) -> Function:
         timeout=fn.get("timeout", DEFAULT_TIMEOUT_S),
         memory=fn.get("memory"),
         cpu=fn.get("cpu"),
-        http_format=fn.get("http-format", "apigw-v1"),
+        http_format=fn.get("http-format", DEFAULT_HTTP_FORMAT),
         health_check_route=fn.get("health-check-route"),
         cors=Cors(cors.get("origin", "*"), tuple(cors.get("headers", ())),
                   cors.get("allow-credentials", False)) if cors is not None else None,
