@@ -319,7 +319,7 @@ def _buildpacks_new(args: argparse.Namespace) -> Result:
     created = scaffold.write(args.name, args.dir)
     document = created.to_json()
     lines = [f"created {created.names.distribution} in {created.directory}:",
-             *(f"  {name}" for name in document["files"]), scaffold.next_steps(created)]
+             *(f"  {name}" for name in created.files), scaffold.next_steps(created)]
     return Result(document, "\n".join(lines))
 
 

@@ -42,6 +42,7 @@ from lifecycle.hookspecs import Buildpack, PlanEntry, Process, hookimpl
 if TYPE_CHECKING:
     from lifecycle.phases.build import BuildOutcome
     from lifecycle.phases.detect import DetectOutcome, Trial
+    from lifecycle.phases.label import BuildLabel
     from lifecycle.plugins import Loaded
 
 RUN_IMAGE_TAG = "run"
@@ -268,6 +269,13 @@ class BuildRun(_RunBase):
     def labels(self) -> dict[str, str]:
         """The image's labels, including ``io.hybridless.build``."""
         return dict((self.config.get("config") or {}).get("Labels") or {})
+
+    @property
+    def build_label(self) -> BuildLabel | None:
+        """The decoded ``io.hybridless.build`` label (None when the build failed)."""
+        from lifecycle.phases import label
+
+        return label.read(self.labels, self.image_ref)
 
     @property
     def reused(self) -> set[str]:
