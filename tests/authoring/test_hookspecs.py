@@ -153,6 +153,22 @@ class _Plugin:
         return list(self.bps)
 
 
+def test_optional_attributes_are_read_once_and_bad_ones_are_problems() -> None:
+    good = Scripted("acme/good")
+    good.priority = 5  # type: ignore[attr-defined]
+    good.hermetic = "yes"  # type: ignore[attr-defined]  # only a literal True counts
+    good.tools = ["node"]  # type: ignore[attr-defined]
+    bad = Scripted("acme/bad")
+    bad.priority = "first"  # type: ignore[attr-defined]
+    registry = plugins.load([_Plugin(good, bad)], entry_points=False, env={})
+    loaded = registry.get("acme/good")
+    assert (loaded.priority, loaded.hermetic, loaded.tools) == (5, False, ("node",))
+    assert "acme/bad" not in registry.buildpacks
+    (problem,) = registry.problems
+    assert (problem.kind, problem.name) == ("buildpack", "acme/bad")
+    assert "unusable optional attribute: ValueError" in problem.message
+
+
 # -------------------------------------------------------------------------------- buildpack
 
 
