@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 def cache_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -29,8 +29,9 @@ def store_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "share" / "hybridless"
 
 
-@dataclass(frozen=True)
-class CacheLayout:
+# NamedTuple, not a frozen dataclass: the receipt check imports this module, and importing
+# dataclasses (with inspect, ast and dis) would cost it about 25 ms.
+class CacheLayout(NamedTuple):
     """Where each part of the build cache lives under its root (``--cache-dir`` or
     :func:`cache_root`); the layout's one home (see :mod:`lifecycle.cache.layers`)."""
 

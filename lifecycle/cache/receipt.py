@@ -47,9 +47,8 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifecycle import __version__, paths
 from lifecycle.image.blobs import file_digest, write_atomic
@@ -78,8 +77,9 @@ class Observation:
         """Content digests of the app's files that changed less than RACY_NS ago."""
 
 
-@dataclass(frozen=True)
-class RunImageFile:
+# NamedTuple, not a frozen dataclass: this module runs on the no-change rebuild path, and
+# importing dataclasses (with inspect, ast and dis) costs about 25 ms there.
+class RunImageFile(NamedTuple):
     """A run image read from a file (a layout's ``index.json`` or an archive): its signature."""
 
     file: str
@@ -90,8 +90,7 @@ class RunImageFile:
         return {"file": self.file, "signature": self.signature}
 
 
-@dataclass(frozen=True)
-class RunImageName:
+class RunImageName(NamedTuple):
     """A run image named in the local store: the digest the name must still give."""
 
     store: str
@@ -107,8 +106,7 @@ RunImageSource = RunImageFile | RunImageName
 """How a later lookup rechecks the run image (see :func:`local_source`)."""
 
 
-@dataclass(frozen=True)
-class Outputs:
+class Outputs(NamedTuple):
     """What the build stored: the store, the names given the image, its digest and blobs."""
 
     store: str
@@ -134,8 +132,7 @@ def _run_image_from_json(data: Mapping[str, Any]) -> RunImageSource:
     return RunImageName(str(data["store"]), str(data["name"]), str(data["digest"]))
 
 
-@dataclass(frozen=True)
-class Receipt:
+class Receipt(NamedTuple):
     """One receipt file: what a build observed, what it ran and read, and what it printed."""
 
     parts: Mapping[str, str]
