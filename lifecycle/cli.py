@@ -19,10 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lifecycle import __version__
 from lifecycle.errors import Interrupted, LifecycleError, UsageError
 
-if TYPE_CHECKING:  # imported lazily below: a no-change rebuild must not load them
-    from collections.abc import Mapping
-
-    from lifecycle.phases.report import BuildReport
+if TYPE_CHECKING:  # imported lazily below: a no-change rebuild must not load plugins
     from lifecycle.plugins import LoadProblem
 
 log = logging.getLogger("hybridless")
@@ -226,6 +223,7 @@ def cmd_build(args: argparse.Namespace) -> Result:
     import time
 
     from lifecycle.cache import receipt
+    from lifecycle.phases.report import BuildReport
 
     started = time.monotonic()
     app = os.path.realpath(args.app)
@@ -238,7 +236,7 @@ def cmd_build(args: argparse.Namespace) -> Result:
     observed = receipt.observe(request, app, cache_dir, descriptor) \
         if os.path.isdir(app) else None
     if observed is not None and not args.full:
-        recorded = _recorded_report(receipt.lookup(observed, log))
+        recorded = receipt.lookup(observed, log, BuildReport.from_json)
         if recorded is not None:
             log.info("unchanged since the last build: %s (%s)", recorded.image,
                      recorded.digest)
@@ -252,18 +250,6 @@ def cmd_build(args: argparse.Namespace) -> Result:
     report = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", report.image, report.digest)
     return Result(report.to_json())
-
-
-def _recorded_report(document: Mapping[str, Any] | None) -> BuildReport | None:
-    """The receipt's report, or None when it is absent or no longer parses (then: rebuild)."""
-    from lifecycle.phases.report import BuildReport
-
-    if document is None:
-        return None
-    try:
-        return BuildReport.from_json(document)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
 
 
 def cmd_inspect(args: argparse.Namespace) -> Result:

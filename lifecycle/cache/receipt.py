@@ -46,9 +46,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from lifecycle import __version__, paths
 from lifecycle.image.blobs import file_digest, write_atomic
@@ -61,6 +61,16 @@ _SHELL_ONLY = frozenset({"OLDPWD", "SHLVL", "_"})
 
 RACY_NS = 2_000_000_000
 """Files changed this close to the observation are checked by content as well (see above)."""
+
+Result = TypeVar("Result")
+
+
+class Storable(Protocol):
+    """A build's result as the receipt stores it: whatever its ``to_json`` gives."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        ...
 
 
 class Observation:
@@ -184,8 +194,10 @@ def observe(request: Mapping[str, Any], app_dir: str, cache_dir: str | None,
                        fresh)
 
 
-def lookup(observed: Observation, log: Any) -> Mapping[str, Any] | None:
-    """The recorded ``build`` document when nothing changed and the store still holds it."""
+def lookup(observed: Observation, log: Any,
+           parse: Callable[[Mapping[str, Any]], Result]) -> Result | None:
+    """The recorded result, read back by ``parse`` (the producer's ``from_json``), when nothing
+    changed and the store still holds it; None when the build must run."""
     try:
         receipt = Receipt.from_json(json.loads(observed.receipt_path.read_bytes()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -194,10 +206,15 @@ def lookup(observed: Observation, log: Any) -> Mapping[str, Any] | None:
     if why is not None:
         log.debug("receipt %s not used: %s", observed.receipt_path.name, why)
         return None
-    return receipt.document
+    try:
+        return parse(receipt.document)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.debug("receipt %s not used: its result does not parse: %s",
+                  observed.receipt_path.name, exc)
+        return None
 
 
-def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool,
+def record(observed: Observation, result: Storable, *, hermetic: bool,
            tools: Iterable[str], run_image: RunImageSource | None,
            outputs: Outputs | None, log: Any) -> bool:
     """Write the receipt for a build that just succeeded; False when it does not qualify.
@@ -216,7 +233,7 @@ def record(observed: Observation, document: Mapping[str, Any], *, hermetic: bool
         observed.receipt_path.unlink(missing_ok=True)
         return False
     receipt = Receipt(observed.parts, observed.fresh, _module_signatures(),
-                      _tool_signatures(tools), run_image, outputs, document)
+                      _tool_signatures(tools), run_image, outputs, result.to_json())
     path = observed.receipt_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

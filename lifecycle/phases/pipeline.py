@@ -186,7 +186,7 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
     run_image = receipt.local_source(
         run_image_ref.transport, run_image_ref.path, store_root,
         run_image_ref.store_name if run_image_ref.transport == "store" else None, base.digest)
-    receipt.record(observed, report.to_json(),
+    receipt.record(observed, report,
                    hermetic=all(lp.hermetic for lp in members),
                    tools=[tool for lp in members for tool in lp.tools],
                    run_image=run_image, outputs=outputs, log=log)

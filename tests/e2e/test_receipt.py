@@ -7,12 +7,15 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lifecycle.cache import receipt
+from lifecycle.phases.report import BuildReport
 from tests.authoring.test_buildpacks_cli import install
 from tests.e2e.conftest import run_json
 from tests.infra.cli import REPO_ROOT, CliRunner
@@ -147,6 +150,39 @@ def test_buildpack_promise_and_code_decide(cli: CliRunner, busybox_base: BaseIma
         assert build(cli, hello_app, busybox_base, *args, env=env)["unchanged"] is False
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A stand-in for a build's result: the receipt stores its JSON and parses it back."""
+
+    image: str
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"image": self.image, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Stored:
+        return cls(data["image"], data["digest"])
+
+
+def test_a_result_that_no_longer_parses_means_a_full_build(tmp_path: Path) -> None:
+    """A receipt whose stored result the producer cannot read back answers nothing."""
+    app = tmp_path / "app"
+    app.mkdir()
+    observed = receipt.observe({"app": str(app)}, str(app), str(tmp_path / "cache"), None)
+    store = tmp_path / "store"
+    (store / "blobs" / "sha256").mkdir(parents=True)
+    (store / "index.json").write_text(json.dumps({"manifests": [
+        {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
+    (store / "blobs" / "sha256" / "aa").write_text("{}")
+    outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
+    base = receipt.local_source("store", "", str(store), "x:1", "sha256:aa")
+    assert receipt.record(observed, Stored("x:1", "sha256:aa"), hermetic=True, tools=(),
+                          run_image=base, outputs=outputs, log=log)
+    assert receipt.lookup(observed, log, Stored.from_json) is not None
+    assert receipt.lookup(observed, log, BuildReport.from_json) is None  # keys it lacks
+
+
 def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     """A write that keeps every stat field (same clock tick) is caught by the content check."""
     app = tmp_path / "app"
@@ -162,14 +198,15 @@ def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     (store / "blobs" / "sha256" / "aa").write_text("{}")
     outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
     base = receipt.local_source("store", "", str(store), "x:1", "sha256:aa")
-    assert receipt.record(observed, {"image": "x:1", "digest": "sha256:aa"}, hermetic=True,
-                          tools=(), run_image=base, outputs=outputs, log=log)
-    assert receipt.lookup(observed, log) == {"image": "x:1", "digest": "sha256:aa"}
+    result = Stored("x:1", "sha256:aa")
+    assert receipt.record(observed, result, hermetic=True, tools=(), run_image=base,
+                          outputs=outputs, log=log)
+    assert receipt.lookup(observed, log, Stored.from_json) == result
     # Same stat as far as the receipt can tell (the parts are equal), other content.
     (app / "handler.js").write_text("two\n")
-    assert receipt.lookup(observed, log) is None
+    assert receipt.lookup(observed, log, Stored.from_json) is None
     # And the store losing a blob is seen too.
     (app / "handler.js").write_text("one\n")
-    assert receipt.lookup(observed, log) is not None
+    assert receipt.lookup(observed, log, Stored.from_json) is not None
     (store / "blobs" / "sha256" / "aa").unlink()
-    assert receipt.lookup(observed, log) is None
+    assert receipt.lookup(observed, log, Stored.from_json) is None
