@@ -165,18 +165,23 @@ class Stored:
         return cls(data["image"], data["digest"])
 
 
-def test_a_result_that_no_longer_parses_means_a_full_build(tmp_path: Path) -> None:
-    """A receipt whose stored result the producer cannot read back answers nothing."""
-    app = tmp_path / "app"
-    app.mkdir()
-    observed = receipt.observe({"app": str(app)}, str(app), str(tmp_path / "cache"), None)
+def _one_image_store(tmp_path: Path) -> tuple[Path, Any, receipt.Outputs]:
+    """A store naming one blob ``x:1``, used as both the run image and the destination."""
     store = tmp_path / "store"
     (store / "blobs" / "sha256").mkdir(parents=True)
     (store / "index.json").write_text(json.dumps({"manifests": [
         {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
     (store / "blobs" / "sha256" / "aa").write_text("{}")
     outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
-    base = receipt.local_source("store", "", str(store), "x:1", "sha256:aa")
+    return store, receipt.local_source("store", "", str(store), "x:1", "sha256:aa"), outputs
+
+
+def test_a_result_that_no_longer_parses_means_a_full_build(tmp_path: Path) -> None:
+    """A receipt whose stored result the producer cannot read back answers nothing."""
+    app = tmp_path / "app"
+    app.mkdir()
+    observed = receipt.observe({"app": str(app)}, str(app), str(tmp_path / "cache"), None)
+    _, base, outputs = _one_image_store(tmp_path)
     assert receipt.record(observed, Stored("x:1", "sha256:aa"), hermetic=True, tools=(),
                           run_image=base, outputs=outputs, log=log)
     assert receipt.lookup(observed, log, Stored.from_json) is not None
@@ -191,13 +196,7 @@ def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     request = {"app": str(app)}
     observed = receipt.observe(request, str(app), str(tmp_path / "cache"), None)
     assert observed.fresh == {"handler.js": receipt._content(str(app / "handler.js"))}
-    store = tmp_path / "store"
-    (store / "blobs" / "sha256").mkdir(parents=True)
-    (store / "index.json").write_text(json.dumps({"manifests": [
-        {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
-    (store / "blobs" / "sha256" / "aa").write_text("{}")
-    outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
-    base = receipt.local_source("store", "", str(store), "x:1", "sha256:aa")
+    store, base, outputs = _one_image_store(tmp_path)
     result = Stored("x:1", "sha256:aa")
     assert receipt.record(observed, result, hermetic=True, tools=(), run_image=base,
                           outputs=outputs, log=log)
