@@ -86,6 +86,24 @@ class InvalidReference(LifecycleError):
     exit_code = 61
 
 
+class RegistryUnreachable(LifecycleError):
+    """The registry could not be reached."""
+
+    exit_code = 70
+
+
+class RegistryAuthError(LifecycleError):
+    """The registry refused our credentials."""
+
+    exit_code = 71
+
+
+class RegistryError(LifecycleError):
+    """The registry answered with an error."""
+
+    exit_code = 72
+
+
 class Interrupted(LifecycleError):
     """The user interrupted the command."""
 
