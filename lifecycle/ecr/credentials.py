@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import json
 import os
-import secrets
 import stat
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from lifecycle.ecr.client import AwsTarget, access_key_id, aws_session, ecr_client, translate
 from lifecycle.ecr.hosts import EcrHost
 from lifecycle.errors import RegistryError
+from lifecycle.image.blobs import write_atomic
 
 MARGIN_SECONDS = 300
 _CACHE_DIR = "ecr-tokens"
@@ -117,11 +117,7 @@ def _write(path: Path, credentials: EcrCredentials) -> None:
     }
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle)
-        os.replace(temp, path)
+        write_atomic(path, json.dumps(document).encode(), mode=0o600)
     except OSError:
         # A cache we cannot write only costs one more token request next time.
         return

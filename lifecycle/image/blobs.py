@@ -118,7 +118,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` through a synced temporary file in the same directory."""
     temp = path.parent / temp_name()
     try:
-        with open(temp, "xb") as out:
+        # Created with ``mode`` already (not chmod-ed after writing), so a private file such
+        # as cached credentials is never readable by others, even for a moment.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        with open(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
