@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from lifecycle.errors import ContainerStartFailed, UsageError
+from lifecycle.phases.label import BUILD_LABEL
 
-BUILD_LABEL = "io.hybridless.build"
 EMULATOR_PORT = 8080  # where the shims serve the Lambda emulator
 EMULATOR_HOST_PORT = 9000  # AWS's documented "docker run -p 9000:8080"
 STOP_GRACE_SECONDS = 10

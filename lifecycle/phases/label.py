@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle.errors import UsageError
-from lifecycle.image import image
-from lifecycle.image.reference import Reference
 from lifecycle.jsonutil import dumps as canonical
 from lifecycle.jsonutil import loads
+
+if TYPE_CHECKING:  # annotations only: run and invoke read the label without the image model
+    from lifecycle.image import image
+    from lifecycle.image.reference import Reference
 
 BUILD_LABEL = "io.hybridless.build"
 _KEYS = ("api", "lifecycle", "project", "buildpacks", "layers", "processes", "run-image",
