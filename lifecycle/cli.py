@@ -118,8 +118,16 @@ def parser() -> argparse.ArgumentParser:
     add("images", "List images in the local store.")
     p = add("rm", "Remove an image reference from the local store.")
     p.add_argument("ref", metavar="REF")
-    add("gc", "Delete local-store blobs no image references.")
-    add("verify", "Check the local store's integrity.")
+    p = add("gc", "Delete local-store blobs no image references, cache blobs no project's "
+                  "latest build uses, and dead writers' temporary files.")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="the build cache to collect too (default: the default cache)")
+    p = add("verify", "Check the local store's and the build cache's integrity.")
+    p.add_argument("--repair", action="store_true",
+                   help="replace corrupt store blobs from the cache, remove what cannot be "
+                        "replaced (the next build writes it again)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="the build cache to check too (default: the default cache)")
     return top
 
 
@@ -333,27 +341,49 @@ def cmd_rm(args: argparse.Namespace) -> Result:
     return Result({"removed": str(ref)})
 
 
+def _cache_root(args: argparse.Namespace) -> Path:
+    from lifecycle.cache import layers
+
+    cache_dir: Path | None = getattr(args, "cache_dir", None)
+    return cache_dir if cache_dir is not None else layers.default_root()
+
+
 def cmd_gc(args: argparse.Namespace) -> Result:
-    """``gc``."""
+    """``gc``: the store, the build cache, and temps wherever the lifecycle writes them."""
+    from lifecycle.cache import layers
     from lifecycle.image.transports import store
 
+    cache = layers.collect(_cache_root(args))
     report = store.open_store().gc()
-    log.info("removed %d blob(s), freed %d bytes", len(report.removed), report.freed)
-    return Result(report.to_json())
+    freed = report.freed + cache.freed
+    log.info("removed %d store blob(s) and %d cache blob(s), freed %d bytes",
+             len(report.removed), len(cache.removed), freed)
+    for path in (*report.recovered, *cache.recovered):
+        log.info("recovered: removed a dead writer's temporary file %s", path)
+    return Result({**report.to_json(), "freed": freed, "store_freed": report.freed,
+                   "cache": cache.to_json()})
 
 
 def cmd_verify(args: argparse.Namespace) -> Result:
-    """``verify``."""
+    """``verify`` (``--repair`` fixes what it can: the next build writes the rest again)."""
+    from lifecycle.cache import layers
     from lifecycle.image.transports import store
 
-    report = store.open_store().verify()
-    for line in report.problems:
+    root = _cache_root(args)
+    cache = layers.verify(root, repair=args.repair)
+    report = store.open_store().verify(repair=args.repair, spares=[layers.cache_blobs(root)])
+    problems = (*report.problems, *cache.problems)
+    for line in problems:
         log.error("%s", line)
+    for line in (*cache.repaired, *report.repaired):
+        log.warning("repaired: %s", line)
     for path in report.recovered:
         log.info("recovered: removed a dead writer's temporary file %s", path)
-    if not report.problems:
-        log.info("store is consistent: %d image(s), %d blob(s)", report.images, report.blobs)
-    return Result(report.to_json(), exit_code=0 if not report.problems else 60)
+    if not problems:
+        log.info("store is consistent: %d image(s), %d blob(s); cache: %d blob(s)",
+                 report.images, report.blobs, cache.blobs)
+    document = {**report.to_json(), "ok": not problems, "cache": cache.to_json()}
+    return Result(document, exit_code=0 if not problems else 60)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {

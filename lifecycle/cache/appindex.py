@@ -85,4 +85,4 @@ class AppIndex:
         """Record this build's app layer (atomically: a torn index would only cost a rebuild)."""
         write_atomic(self.path, json.dumps({"version": INDEX_VERSION, "key": scan.key,
                                             "started_ns": scan.started_ns,
-                                            "blob": blob.__dict__}).encode())
+                                            "blob": blob.__dict__}).encode(), durable=False)

@@ -3,6 +3,7 @@
 Layout under the cache root (``$XDG_CACHE_HOME/hybridless`` or ``--cache-dir``)::
 
     blobs/sha256/<hex>                      layer blobs, shared by every project
+    blobs/stamps                            the blobs' ledger of checked stamps (image.blobs)
     descriptors/<sha256>                    descriptors that passed the schema
     projects/<key>/lock                     one build of a project at a time
     projects/<key>/layers/<bp>/<name>/      a layer's files (kept for build or cache layers)
@@ -11,6 +12,11 @@ Layout under the cache root (``$XDG_CACHE_HOME/hybridless`` or ``--cache-dir``):
 Crash safety: a record is written (temp file, then rename) only after its blob is complete,
 and it is deleted before its directory is touched. So after a kill at any moment, a layer
 either has a complete record and blob, or no record and is rebuilt.
+
+Builds hold a shared ``flock`` on ``blobs/`` (beside their project's lock); ``collect`` (the
+cache half of ``gc``) and ``verify`` take it exclusively, so they never remove a blob that a
+running build wrote but has not recorded yet. ``collect`` keeps the blobs named by the latest
+build of each project (its layer records and its app index) and removes the rest.
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lifecycle import paths
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Layer
-from lifecycle.image.blobs import BlobDir, write_atomic
+from lifecycle.image.blobs import BlobDir, find_temps, recover_temps, write_atomic
 
 RECORD_VERSION = 1
+APP_INDEX = "app-index.json"
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -104,7 +112,7 @@ class ProjectCache:
     declared: dict[tuple[str, str], Layer] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = BlobDir(paths.CacheLayout(self.root).blobs)
+        self.blobs = cache_blobs(self.root)
         self.blobs.directory.mkdir(parents=True, exist_ok=True)
         self.project_dir.mkdir(parents=True, exist_ok=True)
 
@@ -117,7 +125,7 @@ class ProjectCache:
     def locked(self) -> Iterator[ProjectCache]:
         """Hold the project's lock: concurrent builds of one project take turns."""
         lock_path = self.project_dir / "lock"
-        with open(lock_path, "a+b") as handle:
+        with open(lock_path, "a+b") as handle, blobs_locked(self.root, exclusive=False):
             fcntl.flock(handle, fcntl.LOCK_EX)
             self.blobs.recover()
             try:
@@ -154,8 +162,9 @@ class ProjectCache:
 
     def write_record(self, record: LayerRecord) -> None:
         """Atomically replace a layer's record."""
-        write_atomic(self.record_path(record.buildpack, record.name),
-                     json.dumps(record.to_json(), sort_keys=True, indent=1).encode())
+        path = self.record_path(record.buildpack, record.name)
+        write_atomic(path, json.dumps(record.to_json(), sort_keys=True, indent=1).encode(),
+                     durable=False)
 
     def drop(self, buildpack_id: str, name: str) -> None:
         """Forget a layer: record first, then files (the crash-safe order)."""
@@ -191,3 +200,139 @@ class ProjectCache:
                        metadata=dict(metadata), reused=reusable)
         self.declared[(buildpack_id, name)] = handle
         return handle
+
+
+# -- collection and checks over the whole cache -------------------------------------------
+
+
+def cache_blobs(root: Path) -> BlobDir:
+    """The cache's blob directory, with its ledger of checked stamps."""
+    blobs = paths.CacheLayout(root).blobs
+    return BlobDir(blobs, blobs / "stamps")
+
+
+@contextlib.contextmanager
+def blobs_locked(root: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the cache's blob lock: shared for a build, exclusive for ``gc`` and ``verify``."""
+    directory = root / "blobs"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class CacheGcReport:
+    """What ``gc`` removed from the build cache."""
+
+    freed: int
+    """Bytes given back to the filesystem (a blob counts only when its last link went)."""
+    removed: tuple[str, ...]
+    """Digests of the blobs deleted."""
+    recovered: tuple[str, ...]
+    """Temporary files of dead writers that were deleted."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CacheVerifyReport:
+    """What ``verify`` found in the build cache's blobs."""
+
+    blobs: int
+    """Blobs checked."""
+    corrupt: tuple[str, ...]
+    """Blobs whose content no longer matches their digest."""
+    repaired: tuple[str, ...]
+    """With ``--repair``: what was done, one readable line each."""
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """What is still wrong, one readable line each."""
+        if self.repaired:
+            return ()
+        return tuple(f"cache blob {d} is corrupt: its content has another digest"
+                     for d in self.corrupt)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return {**asdict(self), "problems": list(self.problems)}
+
+
+def used_blobs(root: Path) -> set[str]:
+    """Digests the latest build of each project uses: its layer records and its app index."""
+    used: set[str] = set()
+    for project in _children(root / "projects"):
+        for path in (project / "layers").glob("*/*.json"):
+            try:
+                record = LayerRecord.from_json(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a build treats it as absent and rebuilds the layer
+            if record.blob is not None:
+                used.add(record.blob.digest)
+        try:
+            index = json.loads((project / APP_INDEX).read_text())
+            used.add(str(index["blob"]["digest"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return used
+
+
+def temp_dirs(root: Path) -> list[Path]:
+    """Every cache directory the lifecycle writes temporary files in (never inside a layer)."""
+    projects = _children(root / "projects")
+    return [root, root / "blobs", root / "blobs" / "sha256", root / "receipts",
+            *projects, *(d for p in projects for d in _children(p / "layers"))]
+
+
+def collect(root: Path) -> CacheGcReport:
+    """Remove cache blobs no project's latest build uses, and dead writers' temps."""
+    if not (root / "blobs").is_dir():
+        return CacheGcReport(0, (), ())
+    blobs = cache_blobs(root)
+    with blobs_locked(root, exclusive=True):
+        recovered = tuple(str(p) for d in temp_dirs(root) for p in recover_temps(d))
+        used = used_blobs(root)
+        removed: list[str] = []
+        freed = 0
+        for digest in list(blobs.digests()):
+            if digest not in used:
+                freed += blobs.remove(digest)
+                removed.append(digest)
+        if blobs.ledger is not None:
+            blobs.ledger.compact(d.partition(":")[2] for d in blobs.digests())
+    return CacheGcReport(freed, tuple(removed), recovered)
+
+
+def verify(root: Path, repair: bool = False) -> CacheVerifyReport:
+    """Hash every cache blob; with ``repair``, remove corrupt ones (builds rewrite them)."""
+    if not (root / "blobs").is_dir():
+        return CacheVerifyReport(0, (), ())
+    blobs = cache_blobs(root)
+    with blobs_locked(root, exclusive=True):
+        digests = list(blobs.digests())
+        corrupt = tuple(d for d in digests if not blobs.verify(d))
+        repaired: list[str] = []
+        if repair:
+            for digest in corrupt:
+                blobs.path(digest).unlink(missing_ok=True)
+                repaired.append(f"cache blob {digest} was corrupt: removed (the next build "
+                                "writes its layer again)")
+    return CacheVerifyReport(len(digests), corrupt, tuple(repaired))
+
+
+def temps_left(root: Path) -> list[Path]:
+    """Temporary files still in the cache (their writers are alive)."""
+    return [p for d in temp_dirs(root) for p in find_temps(d)]
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -29,14 +29,18 @@ Rules that keep it sound:
 - Filesystem clocks are coarse: a write in the same tick as the observation could keep every
   field equal. So the observation also hashes the content of every file whose mtime or ctime
   is less than :data:`RACY_NS` old, and a later lookup compares those contents too (git's
-  "racily clean" rule).
+  "racily clean" rule). Once those files are older than that, a lookup that found them
+  unchanged drops them from the receipt (git refreshes its index the same way), so later
+  rebuilds read no file again.
 - Only groups whose buildpacks all declare ``hermetic = True`` get a receipt: their result
   depends on nothing but the inputs above. A buildpack that asks the network or the clock
   leaves the attribute out and is always run.
 - Registry references (as destination or run image) get no receipt: a remote tag can move
   without anything here changing.
 - The store must still name the recorded digest under every reference, with every blob present
-  (``rm`` and ``gc`` are seen).
+  and trusted (``rm`` and ``gc`` are seen): a blob whose ``(inode, size, mtime, ctime)`` stamp
+  is not the one the store's ledger recorded is hashed again, and a corrupt one means a full
+  build, which writes it anew (see :mod:`lifecycle.image.blobs`).
 """
 
 from __future__ import annotations
@@ -51,9 +55,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from lifecycle import __version__, paths
-from lifecycle.image.blobs import file_digest, write_atomic
+from lifecycle.image.blobs import BlobDir, file_digest, write_atomic
 
-FORMAT = 1
+FORMAT = 2
 """Receipt file format; a receipt of another format is ignored."""
 
 _SHELL_ONLY = frozenset({"OLDPWD", "SHLVL", "_"})
@@ -123,17 +127,20 @@ class Outputs(NamedTuple):
     names: tuple[str, ...]
     digest: str
     blobs: tuple[str, ...]
+    ledger: str | None = None
+    """The store's ledger of checked blob stamps (``image.blobs``); None trusts names."""
 
     def to_json(self) -> dict[str, Any]:
         """The receipt's ``outputs`` object."""
         return {"store": self.store, "names": list(self.names), "digest": self.digest,
-                "blobs": list(self.blobs)}
+                "blobs": list(self.blobs), "ledger": self.ledger}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outputs:
         """Parse :meth:`to_json`'s output."""
+        ledger = data.get("ledger")
         return cls(str(data["store"]), tuple(map(str, data["names"])), str(data["digest"]),
-                   tuple(map(str, data["blobs"])))
+                   tuple(map(str, data["blobs"])), str(ledger) if ledger else None)
 
 
 def _run_image_from_json(data: Mapping[str, Any]) -> RunImageSource:
@@ -207,11 +214,13 @@ def lookup(observed: Observation, log: Any,
         log.debug("receipt %s not used: %s", observed.receipt_path.name, why)
         return None
     try:
-        return parse(receipt.document)
+        result = parse(receipt.document)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.debug("receipt %s not used: its result does not parse: %s",
                   observed.receipt_path.name, exc)
         return None
+    _refresh(receipt, observed, log)
+    return result
 
 
 def record(observed: Observation, result: Storable, *, hermetic: bool,
@@ -234,14 +243,33 @@ def record(observed: Observation, result: Storable, *, hermetic: bool,
         return False
     receipt = Receipt(observed.parts, observed.fresh, _module_signatures(),
                       _tool_signatures(tools), run_image, outputs, result.to_json())
-    path = observed.receipt_path
+    return _write(observed.receipt_path, receipt, log)
+
+
+def _write(path: Path, receipt: Receipt, log: Any) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(receipt.to_json(), sort_keys=True).encode("utf-8"))
+        write_atomic(path, json.dumps(receipt.to_json(), sort_keys=True).encode("utf-8"),
+                     durable=False)
     except OSError as exc:  # a receipt only saves time
         log.debug("no receipt recorded: %s", exc)
         return False
     return True
+
+
+def _refresh(receipt: Receipt, observed: Observation, log: Any) -> None:
+    """Drop the content checks of files that are no longer racy from a receipt just used.
+
+    The lookup found each such file with the recorded stat and the recorded content. A file
+    that ``observe`` no longer counts as fresh has times older than ``RACY_NS``, so any later
+    write gives it a ctime the recorded one cannot equal: the stat alone is proof from now on.
+    """
+    kept = {name: content for name, content in receipt.fresh.items() if name in observed.fresh}
+    if len(kept) == len(receipt.fresh):
+        return
+    log.debug("receipt %s refreshed: %d file(s) no longer racy", observed.receipt_path.name,
+              len(receipt.fresh) - len(kept))
+    _write(observed.receipt_path, receipt._replace(fresh=kept), log)
 
 
 def local_source(transport: str, path: str, store_root: str | None, name: str | None,
@@ -359,11 +387,15 @@ def _difference(receipt: Receipt, observed: Observation) -> str | None:
     outputs = receipt.outputs
     if not _store_names(outputs.store, outputs.names, outputs.digest):
         return "the store no longer names the built image"
-    blobs = Path(outputs.store) / "blobs"
+    blobs = BlobDir(Path(outputs.store) / "blobs",
+                    Path(outputs.ledger) if outputs.ledger else None)
     for digest in outputs.blobs:
-        algorithm, _, hexdigest = digest.partition(":")
-        if not (blobs / algorithm / hexdigest).is_file():
-            return f"the store lost blob {digest}"
+        try:
+            # Cheap while the stamp is the recorded one; hashed again (once) when it moved.
+            if not blobs.trusted(digest):
+                return f"the store lost blob {digest} or it is corrupt"
+        except ValueError:
+            return f"the receipt names a bad digest {digest!r}"
     return None
 
 

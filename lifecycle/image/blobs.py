@@ -3,13 +3,27 @@
 Every write goes to a temporary file in the same directory (named ``.tmp-<pid>-<8 hex>``,
 the team's convention), is flushed with ``fsync`` and then renamed over the final name, so a
 name ``sha256/<hex>`` never holds a partial file, whatever kills the writer. Finished blobs
-are made read-only because they may be hard links shared with other blob directories.
+are made read-only (mode 0444) because they may be hard links shared with other blob
+directories.
+
+How a blob is trusted (docs/reference.md, "How blobs are trusted"): a directory with a
+*ledger* (the store, the build cache) records, for every blob whose content it hashed, the
+stamp ``(inode, size, mtime_ns, ctime_ns)`` it had then. A blob is trusted by its name only
+while its stamp is the recorded one; any write to the file, a ``chmod``, a new hard link or an
+unlink of another name moves its ctime, and a swapped file has another inode, so the blob is
+hashed again before it is reused or linked. A blob whose content no longer matches its name
+is removed, so that the next writer stores a good copy from its source. Directories without
+a ledger (a user's ``oci:`` layout) trust names, and their blobs are hashed whenever they are
+linked into a directory with a ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -17,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from lifecycle import paths
 from lifecycle.errors import ExportError
 
 ALGORITHM = "sha256"
@@ -25,6 +40,18 @@ _HEX_RE = re.compile(r"[0-9a-f]{64}")
 _DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _TEMP_RE = re.compile(r"\.tmp-(\d+)-[0-9a-f]{8}")
 _BLOB_MODE = 0o444
+TEMP_DIRS = "temp-dirs"
+"""The file under the store home listing directories outside store and cache we write temps in."""
+
+Stamp = tuple[int, int, int, int]
+"""``(inode, size, mtime_ns, ctime_ns)`` of a blob file when its content was last hashed."""
+
+log = logging.getLogger("hybridless")
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """The stamp of a file's ``stat`` result."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def digest_of(data: bytes) -> str:
@@ -114,8 +141,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` through a synced temporary file in the same directory."""
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` through a temporary file in the same directory.
+
+    Every writer of a file that others read whole uses this, so that one temp name
+    convention (``temp_name``) covers them all and recovery finds what a killed writer left.
+    ``durable=False`` skips the fsyncs, for files that only save time (records, receipts).
+    """
     temp = path.parent / temp_name()
     try:
         # Created with ``mode`` already (not chmod-ed after writing), so a private file such
@@ -123,22 +155,151 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         with open(fd, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def temp_journal(home: Path | None = None) -> Path:
+    """The list of outside directories we write temporary files in, under the store home."""
+    return (home if home is not None else paths.store_home()) / TEMP_DIRS
+
+
+@contextlib.contextmanager
+def _journal_locked(journal: Path) -> Iterator[int]:
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(journal, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _journal_dirs(fd: int) -> list[str]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = b""
+    while chunk := os.read(fd, CHUNK):
+        data += chunk
+    return list(dict.fromkeys(line for line in data.decode("utf-8", "surrogateescape")
+                              .split("\n") if line))
+
+
+def note_temp_dir(directory: Path, journal: Path | None = None) -> None:
+    """Remember that temps are written in ``directory``, so ``gc`` can recover them there.
+
+    Archive and ``oci:`` sinks write beside a destination the user chose, outside the store
+    and the cache; a writer killed there leaves a temp that only this list leads back to.
+    """
+    directory = Path(os.path.abspath(directory))
+    if "\n" in str(directory):
+        return  # one line per directory; such a name cannot be listed
+    try:
+        with _journal_locked(journal or temp_journal()) as fd:
+            if str(directory) not in _journal_dirs(fd):
+                os.write(fd, os.fsencode(f"{directory}\n"))
+    except OSError as error:  # the list only helps cleanup; the write itself goes on
+        log.debug("cannot note temp directory %s: %s", directory, error)
+
+
+def recover_noted(journal: Path | None = None) -> list[Path]:
+    """Delete dead writers' temps in every noted directory; forget directories left clean."""
+    removed: list[Path] = []
+    journal = journal or temp_journal()
+    if not journal.is_file():
+        return removed
+    with _journal_locked(journal) as fd:
+        kept = []
+        for line in _journal_dirs(fd):
+            directory = Path(line)
+            removed.extend(recover_temps(directory))
+            if find_temps(directory):
+                kept.append(line)
+        os.ftruncate(fd, 0)
+        if kept:
+            os.write(fd, os.fsencode("".join(f"{line}\n" for line in kept)))
+    return removed
+
+
+class Ledger:
+    """The stamps of blobs whose content was hashed, in one append-only file.
+
+    Each line is ``<hex> <inode> <size> <mtime_ns> <ctime_ns>``; the last line for a blob
+    wins. Appends are single small writes with ``O_APPEND``, so concurrent writers do not
+    interleave; a torn or unknown line is ignored, which only costs one more hash.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._stamps: dict[str, Stamp] | None = None
+
+    def stamps(self) -> dict[str, Stamp]:
+        """Every recorded stamp by hex digest (read once per instance)."""
+        if self._stamps is None:
+            self._stamps = {}
+            try:
+                text = self.path.read_bytes().decode("ascii", "replace")
+            except FileNotFoundError:
+                text = ""
+            for line in text.split("\n")[:-1]:  # the last piece is unterminated or empty
+                fields = line.split(" ")
+                if len(fields) == 5 and _HEX_RE.fullmatch(fields[0]) and \
+                        all(f.isdigit() for f in fields[1:]):
+                    ino, size, mtime, ctime = (int(f) for f in fields[1:])
+                    self._stamps[fields[0]] = (ino, size, mtime, ctime)
+        return self._stamps
+
+    def get(self, hexdigest: str) -> Stamp | None:
+        """The recorded stamp of a blob, if any."""
+        return self.stamps().get(hexdigest)
+
+    def record(self, hexdigest: str, stamp: Stamp) -> None:
+        """Record that the blob with this stamp was hashed and matched its name."""
+        if self.stamps().get(hexdigest) == stamp:
+            return
+        self._stamps = {**self.stamps(), hexdigest: stamp}
+        line = f"{hexdigest} {' '.join(str(n) for n in stamp)}\n".encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # end a torn line, so that this one reads whole
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as error:  # an unrecorded stamp only costs a hash next time
+            log.debug("cannot record a blob stamp in %s: %s", self.path, error)
+
+    def compact(self, keep: Iterable[str]) -> None:
+        """Rewrite the file with the stamps of ``keep`` only (callers hold the exclusive lock)."""
+        wanted = set(keep)
+        stamps = {h: s for h, s in self.stamps().items() if h in wanted}
+        text = "".join(f"{h} {' '.join(str(n) for n in s)}\n" for h, s in sorted(stamps.items()))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, text.encode(), durable=False)
+        self._stamps = stamps
 
 
 class BlobDir:
-    """Blobs named by their digest under ``root/sha256/``; it is also a ``BlobSource``."""
+    """Blobs named by their digest under ``root/sha256/``; it is also a ``BlobSource``.
 
-    def __init__(self, root: Path | str) -> None:
+    With a ``ledger``, a blob is trusted by its name only while its stamp is the one
+    recorded when it was last hashed (see the module docstring).
+    """
+
+    def __init__(self, root: Path | str, ledger: Path | str | None = None) -> None:
         self.root = Path(root)
         self.directory = self.root / ALGORITHM
+        self.ledger = Ledger(ledger) if ledger is not None else None
 
     def __repr__(self) -> str:
         return f"BlobDir({str(self.root)!r})"
@@ -147,9 +308,54 @@ class BlobDir:
         """Where the blob ``digest`` lives (whether or not it exists)."""
         return self.directory / hex_of(digest)
 
-    def has(self, digest: str) -> bool:
-        """Whether the blob is present."""
+    def present(self, digest: str) -> bool:
+        """Whether a file of that name is present (its content unchecked)."""
         return self.path(digest).is_file()
+
+    def has(self, digest: str) -> bool:
+        """Whether the blob is present and trusted; a corrupt one is removed (see ``trusted``)."""
+        return self.trusted(digest)
+
+    def trusted(self, digest: str) -> bool:
+        """Whether the blob is present with good content, hashing it only when its stamp moved.
+
+        A blob found corrupt is removed (with a warning), so that the caller stores a good
+        copy from its source under the same name.
+        """
+        path = self.path(digest)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        if self.ledger is None:
+            return path.is_file()
+        if self.ledger.get(hex_of(digest)) == stamp_of(st):
+            return True
+        try:
+            actual = file_digest(path)
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        if actual != digest:
+            self.discard(digest, actual)
+            return False
+        self.record(digest, path.stat())
+        return True
+
+    def record(self, digest: str, st: os.stat_result | None = None) -> None:
+        """Record the blob's current stamp as checked (callers just hashed or wrote it)."""
+        if self.ledger is not None:
+            try:
+                st = st if st is not None else self.path(digest).stat()
+            except FileNotFoundError:
+                return
+            self.ledger.record(hex_of(digest), stamp_of(st))
+
+    def discard(self, digest: str, actual: str) -> None:
+        """Remove a blob whose content has digest ``actual``, saying so."""
+        log.warning("blob %s in %s is corrupt (its content has digest %s); removed, a good "
+                    "copy is written again from its source", digest, self.root, actual)
+        with contextlib.suppress(FileNotFoundError):
+            self.path(digest).unlink()
 
     def size(self, digest: str) -> int:
         """The blob's size in bytes."""
@@ -164,9 +370,11 @@ class BlobDir:
         return self.path(digest).read_bytes()
 
     def local_path(self, digest: str) -> Path | None:
-        """The blob's file, for sinks that can link or copy it without reading it in Python."""
-        path = self.path(digest)
-        return path if path.is_file() else None
+        """The blob's file, for sinks that can link or copy it without reading it in Python.
+
+        With a ledger it is checked as ``trusted`` does (a corrupt blob gives ``None``).
+        """
+        return self.path(digest) if self.trusted(digest) else None
 
     def temp_path(self) -> Path:
         """A fresh temporary path beside the blobs, named after this process."""
@@ -185,7 +393,7 @@ class BlobDir:
         nothing behind.
         """
         if expected is not None and self.has(expected):
-            # Content addressing makes the stored copy as good as a new one; do not read it.
+            # A trusted copy is as good as a new one; do not read it.
             return expected, self.size(expected)
         temp = self.temp_path()
         hasher = hashlib.sha256()
@@ -239,15 +447,56 @@ class BlobDir:
             stored, _ = self.put_stream(iter(lambda: handle.read(CHUNK), b""), expected)
         return stored
 
+    def put_blob(self, source: BlobDir, digest: str) -> None:
+        """Store blob ``digest`` from another blob directory: a hard link when possible.
+
+        A source with a ledger is trusted by its stamp (no read when it did not move); one
+        without is hashed before linking, as ``put_file`` does.
+        """
+        if self.has(digest):
+            return
+        if source.ledger is None:
+            self.put_file(source.path(digest), digest)
+            return
+        if not source.trusted(digest):
+            raise ExportError(
+                f"failed to store blob {digest}: the copy in {source.root} is missing or corrupt",
+                hint="build again: the layer is written anew from its source",
+            )
+        if self._link(source.path(digest), digest):
+            # The link moved the shared inode's ctime; the source hashed it just before.
+            source.record(digest)
+            return
+        with source.open(digest) as handle:
+            self.put_stream(iter(lambda: handle.read(CHUNK), b""), digest)
+
+    def adopt(self, temp: Path, digest: str) -> Path:
+        """Make ``temp`` (a finished, synced file in this directory) the blob ``digest``.
+
+        A trusted blob of that name is kept and ``temp`` deleted; a missing or corrupt one is
+        replaced, so a rebuilt layer always repairs its blob.
+        """
+        final = self.path(digest)
+        if self.has(digest):
+            temp.unlink(missing_ok=True)
+            return final
+        self._commit(temp, digest)
+        fsync_dir(self.directory)
+        return final
+
     def remove(self, digest: str) -> int:
-        """Delete the blob if present; return the bytes freed."""
+        """Delete the blob if present; return the bytes this really freed on disk.
+
+        A blob hard-linked from another directory frees nothing until its last name goes,
+        so its size counts only when this was the last link.
+        """
         path = self.path(digest)
         try:
-            size = path.stat().st_size
+            st = path.stat()
             path.unlink()
         except FileNotFoundError:
             return 0
-        return size
+        return st.st_size if st.st_nlink <= 1 else 0
 
     def digests(self) -> Iterator[str]:
         """Every stored digest, in sorted order."""
@@ -260,11 +509,17 @@ class BlobDir:
                 yield f"{ALGORITHM}:{name}"
 
     def verify(self, digest: str) -> bool:
-        """Whether the blob exists and its content still matches its digest."""
+        """Whether the blob exists and its content matches its digest (always read; a good
+        blob's stamp is recorded again)."""
+        path = self.path(digest)
         try:
-            return file_digest(self.path(digest)) == digest
+            before = path.stat()
+            good = file_digest(path) == digest
         except FileNotFoundError:
             return False
+        if good:
+            self.record(digest, before)
+        return good
 
     def temps(self) -> list[Path]:
         """Temporary files currently beside the blobs."""
@@ -275,9 +530,12 @@ class BlobDir:
         return recover_temps(self.directory)
 
     def _commit(self, temp: Path, digest: str, *, chmod: bool = True) -> None:
+        # Callers wrote or hashed the content just before: its stamp after the rename is the
+        # one to trust (a rename moves the ctime).
         if chmod:
             os.chmod(temp, _BLOB_MODE)
         os.replace(temp, self.path(digest))
+        self.record(digest)
 
     def _link(self, src: Path, digest: str) -> bool:
         # Link to a temp name first, then rename: os.link onto the final name would fail

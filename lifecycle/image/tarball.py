@@ -35,7 +35,7 @@ import isal
 from isal import igzip_lib, isal_zlib
 
 from lifecycle.errors import BuildError
-from lifecycle.image.blobs import fsync_dir, temp_name
+from lifecycle.image.blobs import BlobDir, fsync_dir, temp_name
 from lifecycle.image.tree import Entry
 
 # 1980-01-01T00:00:01Z (docs/reference.md §4); callers pass SOURCE_DATE_EPOCH.
@@ -70,9 +70,18 @@ class Blob:
 
 
 def write_layer(
-    entries: Iterable[Entry], dest_dir: Path, *, mtime: int = DEFAULT_MTIME, read_size: int = BLOCK
+    entries: Iterable[Entry],
+    dest: Path | BlobDir,
+    *,
+    mtime: int = DEFAULT_MTIME,
+    read_size: int = BLOCK,
 ) -> Blob:
-    """Write ``entries`` as a gzip layer blob named by its digest in ``dest_dir``."""
+    """Write ``entries`` as a read-only gzip layer blob named by its digest in ``dest``.
+
+    Into a ``BlobDir`` the blob is committed by ``BlobDir.adopt``: a corrupt blob of the same
+    name is replaced, a trusted one kept. Into a plain directory an existing name is kept.
+    """
+    dest_dir = dest.directory if isinstance(dest, BlobDir) else dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     # blobs.temp_name is what recovery matches: it deletes temps whose writer pid is dead.
     temp = dest_dir / temp_name()
@@ -86,12 +95,16 @@ def write_layer(
             stream = tar_bytes_iter(entries, mtime=mtime, read_size=read_size)
             diff_id, digest, size = _compress(stream, sink, pool)
             sink.sync()
-        final = dest_dir / digest.removeprefix("sha256:")
-        if final.exists():
-            temp.unlink()
+        if isinstance(dest, BlobDir):
+            final = dest.adopt(temp, digest)
         else:
-            os.replace(temp, final)
-            fsync_dir(dest_dir)
+            final = dest_dir / digest.removeprefix("sha256:")
+            if final.exists():
+                temp.unlink()
+            else:
+                os.chmod(temp, 0o444)
+                os.replace(temp, final)
+                fsync_dir(dest_dir)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

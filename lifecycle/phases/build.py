@@ -158,7 +158,7 @@ def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, L
         if handle.launch:
             entries = tree.scan(handle.path, prefix=f"layers/{bp_dirname(buildpack_id)}/{name}",
                                 confine=False)
-            written = tarball.write_layer(entries, cache.blobs.directory, mtime=mtime)
+            written = tarball.write_layer(entries, cache.blobs, mtime=mtime)
             blob = BlobInfo(written.digest, written.diff_id, written.size)
             log.info("sealed layer %s/%s (%s, %d bytes)", buildpack_id, name,
                      Digest(blob.digest).short, blob.size)

@@ -137,7 +137,7 @@ def _app_layer(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, blobs
             log.info("reusing app layer (%s): no file changed", Digest(previous.digest).short)
             return previous, True
     log.info("exporting app layer from %s (%d entries)", app_dir, len(entries))
-    written = tarball.write_layer(entries, blobs.directory, mtime=mtime)
+    written = tarball.write_layer(entries, blobs, mtime=mtime)
     blob = BlobInfo(written.digest, written.diff_id, written.size)
     if app_index is not None:
         app_index.store(scan, blob)
@@ -231,5 +231,5 @@ def _launcher_layer(built: BuildOutcome, default: Any, blobs: BlobDir, mtime: in
         (root / "processes.json").chmod(0o644)
         root.chmod(0o755)
         entries = tree.scan(root, prefix="hybridless", confine=True)
-        written = tarball.write_layer(entries, blobs.directory, mtime=mtime)
+        written = tarball.write_layer(entries, blobs, mtime=mtime)
     return BlobInfo(written.digest, written.diff_id, written.size)

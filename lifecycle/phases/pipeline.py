@@ -177,12 +177,15 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
     from lifecycle.image.transports.store import open_store
 
     members = outcome.group
-    store_root = str(open_store().root)
+    store = open_store()
+    store_root = str(store.root)
+    ledger = store.layout.blobs.ledger
     outputs = None
     if all(ref.transport == "store" for ref in refs):
         outputs = receipt.Outputs(
             store_root, tuple(ref.store_name for ref in refs), report.digest,
-            (report.digest, built.config_digest, *(layer.digest for layer in built.layers)))
+            (report.digest, built.config_digest, *(layer.digest for layer in built.layers)),
+            str(ledger.path) if ledger is not None else None)
     run_image = receipt.local_source(
         run_image_ref.transport, run_image_ref.path, store_root,
         run_image_ref.store_name if run_image_ref.transport == "store" else None, base.digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -169,11 +170,13 @@ def _one_image_store(tmp_path: Path) -> tuple[Path, Any, receipt.Outputs]:
     """A store naming one blob ``x:1``, used as both the run image and the destination."""
     store = tmp_path / "store"
     (store / "blobs" / "sha256").mkdir(parents=True)
+    digest = "sha256:" + hashlib.sha256(b"{}").hexdigest()
     (store / "index.json").write_text(json.dumps({"manifests": [
-        {"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
-    (store / "blobs" / "sha256" / "aa").write_text("{}")
-    outputs = receipt.Outputs(str(store), ("x:1",), "sha256:aa", ("sha256:aa",))
-    return store, receipt.local_source("store", "", str(store), "x:1", "sha256:aa"), outputs
+        {"digest": digest, "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
+    (store / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_text("{}")
+    outputs = receipt.Outputs(str(store), ("x:1",), digest, (digest,),
+                              str(tmp_path / "store.stamps"))
+    return store, receipt.local_source("store", "", str(store), "x:1", digest), outputs
 
 
 def test_a_result_that_no_longer_parses_means_a_full_build(tmp_path: Path) -> None:
@@ -182,7 +185,7 @@ def test_a_result_that_no_longer_parses_means_a_full_build(tmp_path: Path) -> No
     app.mkdir()
     observed = receipt.observe({"app": str(app)}, str(app), str(tmp_path / "cache"), None)
     _, base, outputs = _one_image_store(tmp_path)
-    assert receipt.record(observed, Stored("x:1", "sha256:aa"), hermetic=True, tools=(),
+    assert receipt.record(observed, Stored("x:1", outputs.digest), hermetic=True, tools=(),
                           run_image=base, outputs=outputs, log=log)
     assert receipt.lookup(observed, log, Stored.from_json) is not None
     assert receipt.lookup(observed, log, BuildReport.from_json) is None  # keys it lacks
@@ -197,7 +200,7 @@ def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     observed = receipt.observe(request, str(app), str(tmp_path / "cache"), None)
     assert observed.fresh == {"handler.js": receipt._content(str(app / "handler.js"))}
     store, base, outputs = _one_image_store(tmp_path)
-    result = Stored("x:1", "sha256:aa")
+    result = Stored("x:1", outputs.digest)
     assert receipt.record(observed, result, hermetic=True, tools=(), run_image=base,
                           outputs=outputs, log=log)
     assert receipt.lookup(observed, log, Stored.from_json) == result
@@ -207,5 +210,11 @@ def test_same_tick_edit_is_caught_by_content(tmp_path: Path) -> None:
     # And the store losing a blob is seen too.
     (app / "handler.js").write_text("one\n")
     assert receipt.lookup(observed, log, Stored.from_json) is not None
-    (store / "blobs" / "sha256" / "aa").unlink()
+    blob = store / "blobs" / "sha256" / outputs.digest.removeprefix("sha256:")
+    blob.write_text("{ }")  # a blob whose stamp moved is hashed again: this one is corrupt
+    assert receipt.lookup(observed, log, Stored.from_json) is None
+    assert not blob.exists()  # removed, so that the full build writes it again
+    blob.write_text("{}")
+    assert receipt.lookup(observed, log, Stored.from_json) is not None
+    blob.unlink()
     assert receipt.lookup(observed, log, Stored.from_json) is None

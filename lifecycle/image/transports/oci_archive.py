@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from lifecycle import jsonutil
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image.blobs import CHUNK, Digest, hex_of, temp_name
+from lifecycle.image.blobs import CHUNK, Digest, hex_of, note_temp_dir, temp_name
 from lifecycle.image.image import OCI_INDEX, Image, Layer
 from lifecycle.image.reference import Reference
 from lifecycle.image.transports.oci_layout import LAYOUT_VERSION, Progress, index_entry, resolve
@@ -81,8 +81,13 @@ class TarWriter:
 
 
 def write_archive(path: Path, fill: Callable[[TarWriter], None]) -> None:
-    """Write a tar at ``path`` through a temporary file that replaces it once complete."""
+    """Write a tar at ``path`` through a temporary file that replaces it once complete.
+
+    The temp is named by ``temp_name`` (it carries our pid) in a directory noted for ``gc``,
+    so a writer killed mid-archive leaves nothing that outlives the next ``gc``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    note_temp_dir(path.parent)
     temp = path.parent / temp_name()
     try:
         with open(temp, "xb") as out:

@@ -23,7 +23,16 @@ from typing import Any
 
 from lifecycle import jsonutil
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
-from lifecycle.image.blobs import CHUNK, BlobDir, Digest, digest_of, fsync_dir, write_atomic
+from lifecycle.image.blobs import (
+    CHUNK,
+    BlobDir,
+    Digest,
+    digest_of,
+    fsync_dir,
+    note_temp_dir,
+    recover_temps,
+    write_atomic,
+)
 from lifecycle.image.image import (
     INDEX_TYPES,
     OCI_INDEX,
@@ -154,9 +163,17 @@ def write_blobs(image: Image, dest: BlobDir, progress: Progress | None = None) -
     """Copy the image's missing blobs into ``dest``: layers, config, then manifest last.
 
     Layers with a local file are hard-linked when possible; others are streamed and checked.
+    ``dest`` trusts what it already holds only as ``BlobDir.has`` allows, so a corrupt blob
+    there is replaced from the image's source.
     """
     for layer in image.layers:
         if dest.has(layer.digest):
+            continue
+        if isinstance(layer.source, BlobDir) and layer.source.present(layer.digest):
+            dest.put_blob(layer.source, layer.digest)
+            linked = dest.path(layer.digest).stat().st_ino == \
+                layer.source.path(layer.digest).stat().st_ino
+            _say(progress, f"{layer.digest[:19]}: {'linked' if linked else 'copied'}", layer.size)
             continue
         path = layer.local_path()
         if path is not None:
@@ -215,9 +232,9 @@ def flocked(directory: Path, *, exclusive: bool) -> Iterator[None]:
 class Layout:
     """An OCI image layout directory, read and written under the locking protocol above."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, ledger: Path | None = None) -> None:
         self.root = Path(root)
-        self.blobs = BlobDir(self.root / "blobs")
+        self.blobs = BlobDir(self.root / "blobs", ledger)
 
     @property
     def index_path(self) -> Path:
@@ -305,4 +322,10 @@ def read(ref: Reference, platform: str) -> Image:
 
 def write(image: Image, refs: Sequence[Reference], progress: Progress | None) -> str:
     """Write ``image`` to the layout of ``refs`` (all in one directory) under each tag."""
-    return Layout(refs[0].path).write(image, [ref.tag_or_default for ref in refs], progress)
+    layout = Layout(refs[0].path)
+    # A killed writer's temps there are found by the next write or by the store's ``gc``.
+    layout.blobs.directory.mkdir(parents=True, exist_ok=True)
+    for directory in (layout.root, layout.blobs.directory):
+        note_temp_dir(directory)
+        recover_temps(directory)
+    return layout.write(image, [ref.tag_or_default for ref in refs], progress)

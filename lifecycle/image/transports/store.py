@@ -9,6 +9,10 @@ index names them, the index is replaced atomically under a lock, and writers hol
 lock that ``gc`` and ``verify`` take exclusively, so ``gc`` never sees a blob that a live
 writer stored but has not referenced yet. A killed writer leaves at most temporary files,
 which ``gc`` and ``verify`` delete once its pid is gone.
+
+Blobs are trusted through a ledger of stamps (``<home>/store.stamps``, see
+:mod:`lifecycle.image.blobs`): a blob that changed on disk is hashed again before a build
+reuses or links it, and a corrupt one is replaced from the build's source.
 """
 
 from __future__ import annotations
@@ -20,12 +24,21 @@ from typing import Any
 
 from lifecycle import jsonutil, paths
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, InvalidReference
-from lifecycle.image.blobs import digest_of, find_temps, recover_temps
+from lifecycle.image.blobs import (
+    BlobDir,
+    digest_of,
+    find_temps,
+    recover_noted,
+    recover_temps,
+    temp_journal,
+)
 from lifecycle.image.image import Image
 from lifecycle.image.reference import Reference, parse
 from lifecycle.image.transports.oci_layout import Layout, Progress, ref_name
 
 DEFAULT_PLATFORM = "linux/amd64"
+LEDGER = "store.stamps"
+"""The store's ledger of blob stamps, beside the layout (not inside it: tools read that)."""
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -53,7 +66,7 @@ class GcReport:
     """What ``gc`` removed."""
 
     freed: int
-    """Bytes of blobs deleted."""
+    """Bytes given back to the filesystem: a blob counts only when its last hard link went."""
     removed: tuple[str, ...]
     """Digests of the blobs deleted."""
     recovered: tuple[str, ...]
@@ -79,7 +92,11 @@ class VerifyReport:
     temps: tuple[str, ...]
     """Temporary files still present after recovery (a live process left them)."""
     problems: tuple[str, ...]
-    """Everything wrong, one readable line each: corrupt blobs, broken references, temps."""
+    """Everything wrong, one readable line each: corrupt blobs, broken references, temps.
+
+    After a repair, only what the repair could not fix."""
+    repaired: tuple[str, ...] = ()
+    """What ``verify --repair`` did, one readable line each."""
 
     @property
     def ok(self) -> bool:
@@ -97,7 +114,7 @@ class Store:
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.root = self.home / "store"
-        self.layout = Layout(self.root)
+        self.layout = Layout(self.root, self.home / LEDGER)
 
     def read(self, ref: Reference | str, platform: str = DEFAULT_PLATFORM) -> Image:
         """The image ``ref`` names (``BaseImageNotFound`` when the store has no such image)."""
@@ -148,46 +165,93 @@ class Store:
     def gc(self) -> GcReport:
         """Delete blobs no reference reaches, and dead writers' temporary files.
 
-        Refuses (``BaseImageFetchError``) when a referenced manifest cannot be read, since
-        what it references would then be unknown; ``verify`` says which and ``rm`` clears it.
+        Temps are recovered in the store and in every outside directory a sink noted
+        (``blobs.note_temp_dir``). Refuses (``BaseImageFetchError``) when a referenced
+        manifest cannot be read, since what it references would then be unknown; ``verify``
+        says which and ``rm`` clears it.
         """
+        noted = tuple(str(path) for path in recover_noted(temp_journal(self.home)))
         if not self.root.is_dir():
-            return GcReport(0, (), ())
+            return GcReport(0, (), noted)
         with self.layout.collecting():
-            recovered = self._recover()
+            recovered = (*self._recover(), *noted)
             reachable, unreadable, _ = self._reachable()
             if unreadable:
                 raise BaseImageFetchError(
                     f"failed to collect garbage: {unreadable[0]}",
                     hint="run `hybridless-lifecycle verify`, then `rm` the damaged references",
                 )
+            blobs = self.layout.blobs
             removed: list[str] = []
             freed = 0
-            for digest in list(self.layout.blobs.digests()):
+            for digest in list(blobs.digests()):
                 if digest not in reachable:
-                    freed += self.layout.blobs.remove(digest)
+                    freed += blobs.remove(digest)
                     removed.append(digest)
+            if blobs.ledger is not None:
+                blobs.ledger.compact(d.partition(":")[2] for d in blobs.digests())
         return GcReport(freed, tuple(removed), recovered)
 
-    def verify(self) -> VerifyReport:
-        """Check every blob against its digest and every reference for a complete image."""
+    def verify(self, repair: bool = False, spares: Sequence[BlobDir] = ()) -> VerifyReport:
+        """Check every blob against its digest and every reference for a complete image.
+
+        With ``repair``, a corrupt blob is replaced from the first of ``spares`` (the build
+        cache) that holds a good copy, else removed; a reference whose image is still
+        incomplete then is removed too (a build writes it again), so the store verifies.
+        """
         if not self.root.is_dir():
             return VerifyReport(0, 0, (), (), (), ())
+        repaired: list[str] = []
         with self.layout.collecting():
             recovered = self._recover()
             blobs = self.layout.blobs
             digests = list(blobs.digests())
             corrupt = tuple(d for d in digests if not blobs.verify(d))
-            _, unreadable, missing = self._reachable(set(corrupt))
+            if repair:
+                repaired.extend(self._repair(corrupt, spares))
+                bad: set[str] = set()
+            else:
+                bad = set(corrupt)
+            _, unreadable, missing = self._reachable(bad)
             temps = tuple(str(p) for p in (*blobs.temps(), *find_temps(self.root)))
             references = len(self.layout.index().get("manifests") or [])
         problems = (
-            *(f"blob {digest} is corrupt: its content has another digest" for digest in corrupt),
+            *(f"blob {digest} is corrupt: its content has another digest"
+              for digest in (() if repair else corrupt)),
             *unreadable,
             *missing,
             *(f"temporary file {path} is left (its writer is still alive)" for path in temps),
         )
-        return VerifyReport(references, len(digests), recovered, corrupt, temps, problems)
+        return VerifyReport(references, len(digests), recovered, corrupt, temps, problems,
+                            tuple(repaired))
+
+    def _repair(self, corrupt: Iterable[str], spares: Sequence[BlobDir]) -> list[str]:
+        """Replace or remove corrupt blobs, then drop references left incomplete."""
+        blobs = self.layout.blobs
+        done: list[str] = []
+        for digest in corrupt:
+            blobs.path(digest).unlink(missing_ok=True)
+            spare = next((s for s in spares if s.trusted(digest)), None)
+            if spare is not None:
+                blobs.put_blob(spare, digest)
+                done.append(f"blob {digest} was corrupt: replaced from {spare.root}")
+            else:
+                done.append(f"blob {digest} was corrupt: removed (no good copy is kept)")
+        # Tags sharing a manifest are reported under one label per pass: repeat until none.
+        dropped: set[str] = set()
+        while broken := self._incomplete_references() - dropped:
+            self.layout.update_index(lambda index: {
+                **index, "manifests": [e for e in index.get("manifests") or []
+                                       if (ref_name(e) or str(e.get("digest"))) not in broken]})
+            dropped |= broken
+        done.extend(f"reference {name} was incomplete: removed (build it again)"
+                    for name in sorted(dropped))
+        return done
+
+    def _incomplete_references(self) -> set[str]:
+        """The labels of index entries whose image has an unreadable or missing blob."""
+        _, unreadable, missing = self._reachable()
+        return {line.split(": ", 1)[0] for line in (*unreadable, *missing)}
 
     def _recover(self) -> tuple[str, ...]:
         paths = (*self.layout.blobs.recover(), *recover_temps(self.root))
@@ -229,7 +293,7 @@ class Store:
             for leaf in leaves:
                 leaf_digest = str(leaf.get("digest"))
                 reachable.add(leaf_digest)
-                if leaf_digest in bad or not blobs.has(leaf_digest):
+                if leaf_digest in bad or not blobs.present(leaf_digest):
                     state = "corrupt" if leaf_digest in bad else "missing"
                     missing.append(f"{label}: blob {leaf_digest} is {state}")
         return reachable, unreadable, missing
