@@ -455,7 +455,7 @@ class BlobDir:
         """
         if self.has(digest):
             return
-        if source.ledger is None:
+        if source.ledger is None and source.present(digest):
             self.put_file(source.path(digest), digest)
             return
         if not source.trusted(digest):

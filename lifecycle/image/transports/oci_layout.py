@@ -169,7 +169,7 @@ def write_blobs(image: Image, dest: BlobDir, progress: Progress | None = None) -
     for layer in image.layers:
         if dest.has(layer.digest):
             continue
-        if isinstance(layer.source, BlobDir) and layer.source.present(layer.digest):
+        if isinstance(layer.source, BlobDir):
             dest.put_blob(layer.source, layer.digest)
             linked = dest.path(layer.digest).stat().st_ino == \
                 layer.source.path(layer.digest).stat().st_ino

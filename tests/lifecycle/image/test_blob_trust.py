@@ -160,3 +160,12 @@ def test_compaction_keeps_only_named_stamps(tmp_path: Path) -> None:
     assert store.ledger is not None
     store.ledger.compact(d[7:] for d in store.digests())
     assert set(Ledger(tmp_path / "stamps").stamps()) == {kept[7:]}
+
+
+def test_a_vanished_source_blob_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    store = ledgered(tmp_path / "store")
+    digest = "sha256:" + "0" * 64
+    for source in (ledgered(tmp_path / "cache"), BlobDir(tmp_path / "layout")):
+        with pytest.raises(ExportError, match="is missing or corrupt"):
+            store.put_blob(source, digest)
+    assert not store.present(digest) and store.temps() == []
