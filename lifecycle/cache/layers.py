@@ -286,7 +286,9 @@ def used_blobs(root: Path) -> set[str]:
 def temp_dirs(root: Path) -> list[Path]:
     """Every cache directory the lifecycle writes temporary files in (never inside a layer)."""
     projects = _children(root / "projects")
+    # ecr-tokens: lifecycle.ecr.credentials caches registry tokens there (same temp names).
     return [root, root / "blobs", root / "blobs" / "sha256", root / "receipts",
+            root / "ecr-tokens",
             *projects, *(d for p in projects for d in _children(p / "layers"))]
 
 

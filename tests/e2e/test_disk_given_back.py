@@ -100,7 +100,9 @@ def test_gc_removes_dead_writers_temps_in_the_cache_but_never_inside_a_layer(
     cache = cli.cache / "hybridless"
     pid = dead_pid()
     projects = [p for p in (cache / "projects").iterdir() if p.is_dir()]
-    places = [cache, cache / "blobs" / "sha256", cache / "receipts", projects[0],
+    (cache / "ecr-tokens").mkdir()
+    places = [cache, cache / "blobs" / "sha256", cache / "receipts", cache / "ecr-tokens",
+              projects[0],
               *[d for d in (projects[0] / "layers").iterdir() if d.is_dir()]]
     dead = [place / f".tmp-{pid}-0badc0de" for place in places]
     alive = cache / f".tmp-{os.getpid()}-12345678"
