@@ -175,6 +175,19 @@ class RegistryClient:
             return source, top, self.get_manifest(source.pinned(chosen.digest))
         raise errors[-1]
 
+    def locate(self, name: ImageName) -> tuple[ImageName, Descriptor | None]:
+        """The first source (mirror or host) that answers a ``HEAD`` for ``name``, and what."""
+        errors: list[LifecycleError] = []
+        for source in self.pull_sources(name):
+            try:
+                found = self.head_manifest(source)
+            except (RegistryUnreachable, RegistryAuthError, RegistryError) as error:
+                errors.append(error)
+                continue
+            if found is not None or source == name:
+                return source, found
+        raise errors[-1]
+
     def pull_sources(self, name: ImageName) -> list[ImageName]:
         """Where ``name`` may be pulled from: its host's mirrors in order, then the host."""
         mirrors = self.settings.for_host(name.host).mirrors
@@ -195,13 +208,20 @@ class RegistryClient:
 
     # -- blobs ----------------------------------------------------------------------------
 
-    def fetch_blob(self, name: ImageName, blob: Descriptor, blobs: Path) -> Path:
-        """Download ``blob`` into ``blobs/sha256/<hex>``, checked; resume a broken stream."""
+    def fetch_blob(
+        self, name: ImageName, blob: Descriptor, blobs: Path,
+        temp_path: Callable[[], Path] | None = None,
+    ) -> Path:
+        """Download ``blob`` into ``blobs/sha256/<hex>``, checked; resume a broken stream.
+
+        ``temp_path`` names the file the bytes go to until they are checked (the local
+        store's, so its crash recovery knows them); by default a hidden file beside the blob.
+        """
         target = blob_path(blobs, blob.digest)
         if target.is_file() and target.stat().st_size == blob.size:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
+        partial = temp_path() if temp_path else target.with_name(f".{target.name}.partial")
         self.progress.start(blob.digest, blob.size, "pulling")
         try:
             self._download(name, blob, partial)
@@ -210,6 +230,15 @@ class RegistryClient:
             partial.unlink(missing_ok=True)
         self.progress.finish(blob.digest, "pulled")
         return target
+
+    def get_blob(self, name: ImageName, blob: Descriptor, limit: int = _MAX_MANIFEST) -> bytes:
+        """A small blob (a config) in memory, its size and digest checked."""
+        with self._open_blob(name, blob.digest, {}) as response:
+            self._check(response, f"get blob {blob.digest} of {name}", (200,))
+            data = _read_limited(response, limit, f"blob {blob.digest} of {name}")
+        if len(data) != blob.size or sha256_digest(data) != blob.digest:
+            raise _mismatch("blob", name, blob.digest, sha256_digest(data))
+        return data
 
     def _download(self, name: ImageName, blob: Descriptor, partial: Path) -> None:
         hasher = hashlib.sha256()
@@ -409,11 +438,12 @@ class RegistryClient:
 
     def pull(
         self, name: ImageName, blobs: Path, *, platform: Platform | None = None,
-        have: Callable[[str], bool] | None = None,
+        have: Callable[[str], bool] | None = None, temp_path: Callable[[], Path] | None = None,
     ) -> Pulled:
         """Fetch ``name``'s manifest, config and layers into ``blobs/sha256/``, in parallel.
 
-        Blobs for which ``have(digest)`` is true are not fetched.
+        Blobs for which ``have(digest)`` is true are not fetched; ``temp_path`` is as for
+        :meth:`fetch_blob`.
         """
         source, index, manifest = self.resolve(name, platform)
         for document in (index, manifest):
@@ -422,7 +452,7 @@ class RegistryClient:
         config_blob = manifest.config()
         wanted = [config_blob, *manifest.layers()]
         todo = [blob for blob in wanted if not (have and have(blob.digest))]
-        self._parallel(lambda blob: self.fetch_blob(source, blob, blobs), todo)
+        self._parallel(lambda blob: self.fetch_blob(source, blob, blobs, temp_path), todo)
         config_path = blob_path(blobs, config_blob.digest)
         config = (config_path.read_bytes() if config_path.is_file()
                   else b"")

@@ -94,9 +94,14 @@ class Manifest:
     @classmethod
     def of(cls, data: bytes, media_type: str | None = None) -> Manifest:
         """Wrap ``data``; the media type comes from the document when not given."""
-        kind = media_type or _document(data, "manifest").get("mediaType")
-        if not isinstance(kind, str) or not kind:
-            raise RegistryError("failed to read a manifest: it names no mediaType")
+        kind = media_type
+        if not kind:
+            document = _document(data, "manifest")
+            # mediaType is optional in OCI documents: what they hold says what they are.
+            kind = document.get("mediaType") or (
+                OCI_INDEX if "manifests" in document else OCI_MANIFEST)
+        if not isinstance(kind, str):
+            raise RegistryError("failed to read a manifest: its mediaType is not a string")
         return cls(data, kind, sha256_digest(data))
 
     @property

@@ -208,6 +208,12 @@ class Transport:
                     ) from error
                 log.warning("retrying %s in %.1fs (attempt %d of %d): %s",
                             label, delay, attempt + 1, policy.attempts, describe(error))
+            except requests.exceptions.RequestException as error:
+                # Anything else requests refuses (a malformed URL or header) is no retry case.
+                raise RegistryUnreachable(
+                    f"failed to reach registry {urlsplit(url).netloc} ({label}): "
+                    f"{describe(error)}",
+                ) from error
             else:
                 if response.status_code not in RETRY_STATUSES or not idempotent:
                     return response
