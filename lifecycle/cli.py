@@ -302,6 +302,8 @@ def cmd_rebase(args: argparse.Namespace) -> Result:
 
 def cmd_push(args: argparse.Namespace) -> Result:
     """``push``: read SRC through its transport, write it to DEST and each ``--tag``."""
+    import dataclasses
+
     from lifecycle.image import reference, transports
     from lifecycle.image.transports import registry
     from lifecycle.phases.report import PushReport
@@ -309,7 +311,7 @@ def cmd_push(args: argparse.Namespace) -> Result:
     src = reference.parse(args.src)
     dest = reference.parse(args.dest)
     tags = [reference.parse(tag) for tag in args.tag]
-    options = _registry_options(args)
+    options = dataclasses.replace(_registry_options(args), store_copy=False)
     image = transports.read_image(src, platform=args.platform, registry=options)
     digest = transports.write_image(image, dest, tags=tags, progress=log.info, registry=options)
     remote = [ref for ref in (dest, *tags) if ref.transport == "docker"]

@@ -85,7 +85,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         parallel: int = 4,
         progress: Progress | None = None,
-        chunk_size: int = 32 << 20,
+        chunk_size: int = 64 << 20,
     ) -> None:
         self.settings = settings or RegistrySettings()
         self.environ = dict(os.environ if environ is None else environ)
@@ -392,25 +392,27 @@ class RegistryClient:
     def _patch_chunks(
         self, name: ImageName, blob: Descriptor, opener: BlobOpener, location: str
     ) -> tuple[bool, str]:
+        """Send the blob in ``chunk_size`` PATCHes, each streamed from the file."""
         offset = 0
-        with opener(blob.digest) as source:
-            while True:
-                chunk = source.read(self.chunk_size)
-                if not chunk:
-                    return False, location
-                end = offset + len(chunk) - 1
-                with self._call(
-                    name.host, "PATCH", location, [push_scope(name.repository)],
-                    headers={"Content-Type": "application/octet-stream",
-                             "Content-Range": f"{offset}-{end}"},
-                    body=lambda data=chunk: data, idempotent=False,  # type: ignore[misc]
-                ) as response:
-                    if offset == 0 and response.status_code in _NO_CHUNKING:
-                        return True, location
-                    self._check_upload(response, f"upload {blob.digest}", (202, 204))
-                    location = self._location(name, response)
-                offset = end + 1
-                self.progress.advance(blob.digest, len(chunk))
+        while offset < blob.size:
+            count = min(self.chunk_size, blob.size - offset)
+            end = offset + count - 1
+
+            def body(start: int = offset, length: int = count) -> _Part:
+                return _Part(opener(blob.digest), blob.digest, self.progress, start, length)
+
+            with self._call(
+                name.host, "PATCH", location, [push_scope(name.repository)],
+                headers={"Content-Type": "application/octet-stream",
+                         "Content-Range": f"{offset}-{end}", "Content-Length": str(count)},
+                body=body, idempotent=False,
+            ) as response:
+                if offset == 0 and response.status_code in _NO_CHUNKING:
+                    return True, location
+                self._check_upload(response, f"upload {blob.digest}", (202, 204))
+                location = self._location(name, response)
+            offset = end + 1
+        return False, location
 
     def _finish(
         self, name: ImageName, blob: Descriptor, location: str, opener: BlobOpener | None
@@ -421,7 +423,7 @@ class RegistryClient:
         body: Callable[[], Body] | None = None
         if opener is not None:
             headers["Content-Length"] = str(blob.size)
-            body = lambda: _Counting(opener(blob.digest), blob.digest, self.progress)  # noqa: E731
+            body = lambda: _Part(opener(blob.digest), blob.digest, self.progress)  # noqa: E731
         else:
             headers["Content-Length"] = "0"
         with self._call(name.host, "PUT", url, [push_scope(name.repository)], headers=headers,
@@ -579,16 +581,26 @@ class RegistryClient:
         raise error
 
 
-class _Counting:
-    """A file wrapper that reports bytes read to the progress display, and closes itself."""
+class _Part:
+    """``length`` bytes of a blob file from ``start`` (all of it by default), streamed.
 
-    def __init__(self, stream: IO[bytes], digest: str, progress: Progress) -> None:
+    It reports bytes read to the progress display and closes the file at its end, so a
+    request body never holds more than one read in memory.
+    """
+
+    def __init__(self, stream: IO[bytes], digest: str, progress: Progress, start: int = 0,
+                 length: int | None = None) -> None:
+        if start:
+            stream.seek(start)
         self.stream = stream
         self.digest = digest
         self.progress = progress
+        self.left = length if length is not None else _remaining(stream)
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+        wanted = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.stream.read(wanted) if wanted > 0 else b""
+        self.left -= len(data)
         if data:
             self.progress.advance(self.digest, len(data))
         else:
@@ -596,10 +608,14 @@ class _Counting:
         return data
 
     def __len__(self) -> int:
-        position = self.stream.tell()
-        end = self.stream.seek(0, os.SEEK_END)
-        self.stream.seek(position)
-        return end - position
+        return self.left
+
+
+def _remaining(stream: IO[bytes]) -> int:
+    position = stream.tell()
+    end = stream.seek(0, os.SEEK_END)
+    stream.seek(position)
+    return end - position
 
 
 class _StatusError(Exception):

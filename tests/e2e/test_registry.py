@@ -13,8 +13,8 @@ from tests.e2e.conftest import run_json, tool
 from tests.infra.cli import CliRunner
 from tests.infra.images import BaseImage
 from tests.infra.net import free_port
+from tests.infra.oci_images import AccessLog, docker_config
 from tests.infra.services import Registry
-from tests.lifecycle.registry.conftest import AccessLog, docker_config
 
 
 def _base(registry: Registry, busybox_base: BaseImage) -> str:

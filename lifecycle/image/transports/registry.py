@@ -40,6 +40,8 @@ class RegistryOptions:
     ca_bundle: Path | None = None
     quiet: bool = False
     parallel: int = 4
+    store_copy: bool = True
+    """Whether a pushed image is also kept in the local store (builds: yes; ``push``: no)."""
 
     def client(self) -> RegistryClient:
         """A client with ``registries.toml`` and these overrides."""
@@ -111,17 +113,18 @@ def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], Non
         for names in groups.values():
             dest, *others = names
             tags = [n.tag for n in others if n.tag]
-            # Every build's image lives in the local store too (run, rebase and later
-            # pushes read it there); the blobs are hard links, so this costs no copy.
-            store.layout.write(image, [_store_name(n) for n in names])
             if all(_holds(client, n, image.digest) for n in names):
                 log.info("%s already holds %s: nothing to push", dest.repo_path, image.digest)
                 continue
             mount_from = _origins(store, dest.host)
             pushed = client.push(dest, manifest, _opener(image), tags=tags,
                                  mount_from=mount_from)
-            store.layout.write(image, [_store_name(n) for n in names],
-                               extra={SOURCE_ANNOTATION: dest.repo_path})
+            if options.store_copy:
+                # A built image lives in the local store too (run, rebase and later pushes
+                # read it there; the blobs are hard links), remembering the repository for
+                # mounts. Storing checks every layer's digest again, which ``push`` skips.
+                store.layout.write(image, [_store_name(n) for n in names],
+                                   extra={SOURCE_ANNOTATION: dest.repo_path})
             counts = {o: list(pushed.blobs.values()).count(o)
                       for o in ("pushed", "mounted", "exists")}
             log.info("pushed %s: %d blob(s) sent, %d mounted, %d already there",

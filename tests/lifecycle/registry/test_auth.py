@@ -14,14 +14,14 @@ from lifecycle.errors import RegistryAuthError
 from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.config import HostSettings, RegistrySettings
 from lifecycle.registry.names import parse_name
-from tests.infra.services import Registry
-from tests.infra.token_server import TokenServer
-from tests.lifecycle.registry.conftest import (
+from tests.infra.oci_images import (
     FAST_RETRY,
     basic_auths,
     docker_config,
     make_image,
 )
+from tests.infra.services import Registry
+from tests.infra.token_server import TokenServer
 
 
 def _client(environ: dict[str, str]) -> RegistryClient:

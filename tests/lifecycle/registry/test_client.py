@@ -13,14 +13,14 @@ from lifecycle.errors import BaseImageNotFound, RegistryError
 from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.manifests import OCI_INDEX, Manifest, Platform
 from lifecycle.registry.names import parse_name
-from tests.infra.services import Registry
-from tests.lifecycle.registry.conftest import (
+from tests.infra.oci_images import (
     AccessLog,
     image_manifest,
     layer_bytes,
     make_image,
     write_layout,
 )
+from tests.infra.services import Registry
 
 
 def _repo(prefix: str) -> str:

@@ -13,9 +13,9 @@ from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.config import HostSettings, RegistrySettings
 from lifecycle.registry.names import parse_name
 from tests.infra.fault_proxy import Fault, FaultProxy, running_fault_proxy
+from tests.infra.oci_images import FAST_RETRY, AccessLog, make_image
 from tests.infra.pki import TestAuthority
 from tests.infra.services import Registry
-from tests.lifecycle.registry.conftest import FAST_RETRY, AccessLog, make_image
 
 
 def _name(proxy: FaultProxy, prefix: str) -> str:

@@ -11,8 +11,8 @@ from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.config import HostSettings, Mirror, RegistrySettings
 from lifecycle.registry.names import parse_name
 from tests.infra.net import free_port
+from tests.infra.oci_images import FAST_RETRY, AccessLog, make_image
 from tests.infra.services import Registry
-from tests.lifecycle.registry.conftest import FAST_RETRY, AccessLog, make_image
 
 
 def test_docker_io_pulls_through_the_mirror_while_upstream_is_down(
