@@ -115,6 +115,16 @@ def test_registry_failures_exit_70_71_72_without_traceback(
                  env=env)
     assert result.returncode == 2 and "OS/ARCH" in json.loads(result.stdout)["error"]
 
+    # Wrong credentials, with debug output: the secret shows nowhere.
+    secret = "wrong-" + secrets.token_hex(8)
+    wrong = docker_config(tmp_path / "wrong", {"auths": {registry_auth.host: {
+        "username": "hybridless", "password": secret}}})
+    result = cli("-v", "push", f"docker://{registry_auth.host}/private:1",
+                 f"oci:{tmp_path / 'never'}:1", env=wrong)
+    assert result.returncode == 71, result.stderr
+    assert "as hybridless" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
 
 def test_registries_toml_endpoint_and_bad_file(
     cli: CliRunner, registry: Registry, busybox_base: BaseImage, tmp_path: Path
