@@ -3,8 +3,8 @@
 TLS verifies against the system bundle (``$SSL_CERT_FILE``, else Debian's
 ``/etc/ssl/certs/ca-certificates.crt``) plus the host's ``ca-file`` and ``--ca-bundle``; never
 against certifi's bundle alone, which would refuse every private or intercepting CA.
-Loopback and ``insecure`` hosts are tried in TLS first and spoken to in plain HTTP when they
-do not speak TLS, as docker does; a loopback host that speaks TLS is still verified.
+Loopback hosts are spoken to in plain HTTP unless they answer only TLS, and then verified;
+``insecure`` hosts are tried in unverified TLS first, then plain HTTP, as docker does.
 """
 
 from __future__ import annotations
@@ -122,7 +122,11 @@ class Transport:
             # would only bury the output.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             verify = False
+        plain = Endpoint(host, f"http://{address}", False)
         tls = Endpoint(host, f"https://{address}", verify)
+        if not settings.insecure and self._speaks_plain_http(plain):
+            # Loopback: plain HTTP first (one cheap request), as most local registries are.
+            return plain
         try:
             self.session.get(
                 tls.url("/v2/"), verify=verify, timeout=min(self.timeout, 10.0),
@@ -135,10 +139,20 @@ class Transport:
                     hint=f"trust its CA with ca-file in [\"{host}\"] of registries.toml or "
                     "--ca-bundle; or --insecure-registry to skip verification",
                 ) from error
-            return Endpoint(host, f"http://{address}", False)
+            return plain
         except requests.exceptions.RequestException:
-            return Endpoint(host, f"http://{address}", False)
+            return plain
         return tls
+
+    def _speaks_plain_http(self, plain: Endpoint) -> bool:
+        """Whether ``plain`` answers HTTP as HTTP (a TLS port answers 400 or hangs up)."""
+        try:
+            with self.session.get(plain.url("/v2/"), timeout=min(self.timeout, 10.0),
+                                  allow_redirects=False) as response:
+                text = response.text[:300] if response.status_code == 400 else ""
+        except requests.exceptions.RequestException:
+            return False
+        return "HTTPS" not in text.upper()
 
     def verify_for(self, host: str) -> str:
         """The CA bundle file that verifies ``host``: the system's plus configured extras."""
