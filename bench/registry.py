@@ -4,8 +4,8 @@ Scenarios, each alternating skopeo and ours (A B A B …) after one warm-up roun
 
 * push: ``push oci:LAYOUT docker://REG/…`` into a registry started empty for that run,
   against ``skopeo copy oci:LAYOUT docker://REG/…``;
-* pull: ``push docker://REG/… oci:OUT`` (into a fresh local store, then a layout) against
-  ``skopeo copy docker://REG/… oci:OUT``;
+* pull: ``push docker://REG/… NAME`` (into a fresh local store, which is an OCI layout)
+  against ``skopeo copy docker://REG/… oci:OUT``;
 * re-push: the same push again to a registry that already holds the image.
 
 Not part of the test suite. Prints every run, then the medians and ours/skopeo ratios.
@@ -163,7 +163,8 @@ def _scenarios(scratch: Path, source: str, registries: Registries, pairs: int
 
     say("pull (an empty store and layout each run):")
     pull = alternate([Contender("skopeo", skopeo("docker://{host}/peer/image:v1", out), clean),
-                      Contender("ours", ours("docker://{host}/ours/image:v1", out), clean)],
+                      Contender("ours", ours("docker://{host}/ours/image:v1", "pulled:v1"),
+                                clean)],
                      pairs, progress=say)
     return push, again, pull
 
