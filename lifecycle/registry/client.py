@@ -331,6 +331,7 @@ class RegistryClient:
             if location is None:
                 self.progress.finish(blob.digest, "mounted")
                 return "mounted"
+            # The registry did not mount but opened an upload: use it, ask no other source.
             break
         self.progress.start(blob.digest, blob.size, "pushing")
         policy = self.transport.retry
@@ -455,9 +456,8 @@ class RegistryClient:
         wanted = [config_blob, *manifest.layers()]
         todo = [blob for blob in wanted if not (have and have(blob.digest))]
         self._parallel(lambda blob: self.fetch_blob(source, blob, blobs, temp_path), todo)
-        config_path = blob_path(blobs, config_blob.digest)
-        config = (config_path.read_bytes() if config_path.is_file()
-                  else b"")
+        # Fetched above, or already in ``blobs`` (what ``have`` answers for).
+        config = blob_path(blobs, config_blob.digest).read_bytes()
         return Pulled(source, index, manifest, config)
 
     def push(

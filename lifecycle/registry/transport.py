@@ -94,6 +94,7 @@ class Transport:
         self._endpoints: dict[str, Endpoint] = {}
         self._bundles: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
+        self._bundle_lock = threading.Lock()
 
     def close(self) -> None:
         """Close pooled connections and remove combined CA bundles."""
@@ -159,20 +160,22 @@ class Transport:
         extras = [str(p) for p in (self.settings.for_host(host).ca_file, self.settings.ca_bundle)
                   if p is not None]
         key = tuple(extras)
-        with_lock = self._bundles.get(key)
-        if with_lock is not None:
-            return with_lock
-        base = system_bundle()
-        if not extras:
-            self._bundles[key] = base
-            return base
-        parts = [Path(base).read_bytes()] if os.path.isfile(base) else []
-        parts += [Path(extra).read_bytes() for extra in extras]
-        handle, combined = tempfile.mkstemp(prefix="hybridless-ca-", suffix=".pem")
-        with os.fdopen(handle, "wb") as sink:
-            sink.write(b"\n".join(parts))
-        self._bundles[key] = combined
-        return combined
+        with self._bundle_lock:
+            found = self._bundles.get(key)
+            if found is not None:
+                return found
+            base = system_bundle()
+            if not extras:
+                self._bundles[key] = base
+                return base
+            # requests takes one CA file: the system bundle and the extras, concatenated.
+            parts = [Path(base).read_bytes()] if os.path.isfile(base) else []
+            parts += [Path(extra).read_bytes() for extra in extras]
+            handle, combined = tempfile.mkstemp(prefix="hybridless-ca-", suffix=".pem")
+            with os.fdopen(handle, "wb") as sink:
+                sink.write(b"\n".join(parts))
+            self._bundles[key] = combined
+            return combined
 
     def proxies_for(self, url: str) -> dict[str, str]:
         """``HTTPS_PROXY``/``HTTP_PROXY`` unless ``NO_PROXY`` matches; loopback goes direct."""

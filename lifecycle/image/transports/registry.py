@@ -135,7 +135,7 @@ def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], Non
 
 def pinned(refs: Sequence[Reference], digest: str) -> list[str]:
     """``HOST/REPO@DIGEST`` for each distinct repository among ``refs``."""
-    return list(dict.fromkeys(name_of(ref).pinned(digest).__str__() for ref in refs))
+    return list(dict.fromkeys(str(name_of(ref).pinned(digest)) for ref in refs))
 
 
 def _holds(client: RegistryClient, name: ImageName, digest: str) -> bool:
