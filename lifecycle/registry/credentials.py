@@ -41,9 +41,8 @@ def find_credential(host: str, environ: Mapping[str, str] | None = None) -> Cred
     """The credential for ``host``, or None to go anonymous."""
     env = os.environ if environ is None else environ
     host = canonical_host(host)
-    region = ecr_region(host)
-    if region is not None:
-        return _ecr_credential(host, region)
+    if ecr_region(host) is not None:
+        return _ecr_credential(host)
     auth_file = env.get("REGISTRY_AUTH_FILE")
     if auth_file:
         found = _from_auths(Path(auth_file), host)
@@ -145,23 +144,14 @@ def _from_helper(name: str, host: str, env: Mapping[str, str]) -> Credential | N
     return Credential(username, secret, source)
 
 
-def _ecr_credential(host: str, region: str) -> Credential:
-    try:
-        import boto3
-        import botocore.exceptions
-    except ImportError as error:  # pragma: no cover - boto3 is a dependency
-        raise RegistryAuthError(f"failed to log in to {host}: boto3 is missing") from error
-    try:
-        client = boto3.client("ecr", region_name=region)
-        answer = client.get_authorization_token()
-        encoded = answer["authorizationData"][0]["authorizationToken"]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-        raise RegistryAuthError(
-            f"failed to log in to {host}: ECR GetAuthorizationToken failed ({error})",
-            hint="check AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the region",
-        ) from error
-    username, password = _decode_auth(encoded, f"ECR GetAuthorizationToken for {host}")
-    return Credential(username, password, f"ECR GetAuthorizationToken ({region})")
+def _ecr_credential(host: str) -> Credential:
+    # The ECR room owns the login (boto3's chain, its token cache); we only carry the result.
+    from lifecycle.ecr import credentials_for
+
+    found = credentials_for(host)
+    if found is None:  # pragma: no cover - the caller checked that this is an ECR host
+        raise RegistryAuthError(f"failed to log in to {host}: it is not an Amazon ECR host")
+    return Credential(found.username, found.password, "Amazon ECR GetAuthorizationToken")
 
 
 def _same_host(key: str, host: str) -> bool:

@@ -140,3 +140,29 @@ def test_registries_toml_endpoint_and_bad_file(
     result = cli("inspect", f"docker://registry.example.test/{path}", env=env)
     assert result.returncode == 2
     assert "endpiont: unknown key" in result.stderr and str(config) in result.stderr
+
+
+def test_push_to_ecr_logs_in_and_creates_the_repository(
+    cli: CliRunner, moto_server: str, busybox_base: BaseImage, tmp_path: Path
+) -> None:
+    import boto3
+
+    from tests.infra.services import running_registry
+
+    account = "123456789012"
+    host = f"{account}.dkr.ecr.eu-west-1.amazonaws.com"
+    aws = {"AWS_ENDPOINT_URL_ECR": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+    repository = f"orders-{secrets.token_hex(3)}"
+    # moto is ECR's control plane; its token decodes to AWS:<account>-auth-token, which the
+    # data plane (a real registry behind htpasswd) accepts.
+    with running_registry(tmp_path / "ecr", credentials=("AWS", f"{account}-auth-token")) as ecr:
+        config = tmp_path / "registries.toml"
+        config.write_text(f'["{host}"]\nendpoint = "{ecr.host}"\n')
+        env = {**_env(tmp_path), **aws, "HYBRIDLESS_REGISTRIES": str(config)}
+        doc = run_json(cli, "push", busybox_base.ref, f"docker://{host}/{repository}:v1", env=env)
+    assert doc["pushed"] == [f"{host}/{repository}@{busybox_base.digest}"]
+    client = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_server,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    names = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
+    assert repository in names

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lifecycle.errors import BaseImageFetchError, LifecycleError
 from lifecycle.image.image import Image, from_manifest
@@ -23,8 +23,11 @@ from lifecycle.image.transports.store import Store, open_store
 from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.config import load_settings
 from lifecycle.registry.manifests import Manifest, Platform, host_platform
-from lifecycle.registry.names import ImageName, parse_name
+from lifecycle.registry.names import ImageName, ecr_region, parse_name
 from lifecycle.registry.progress import for_terminal
+
+if TYPE_CHECKING:
+    from lifecycle.ecr import EcrSettings
 
 log = logging.getLogger("hybridless.registry")
 
@@ -42,6 +45,8 @@ class RegistryOptions:
     parallel: int = 4
     store_copy: bool = True
     """Whether a pushed image is also kept in the local store (builds: yes; ``push``: no)."""
+    ecr: EcrSettings | None = None
+    """How an Amazon ECR repository is created on first push (None: ECR's room defaults)."""
 
     def client(self) -> RegistryClient:
         """A client with ``registries.toml`` and these overrides."""
@@ -116,6 +121,7 @@ def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], Non
             if all(_holds(client, n, image.digest) for n in names):
                 log.info("%s already holds %s: nothing to push", dest.repo_path, image.digest)
                 continue
+            _prepare_ecr(dest, options)
             mount_from = _origins(store, dest.host)
             pushed = client.push(dest, manifest, _opener(image), tags=tags,
                                  mount_from=mount_from)
@@ -136,6 +142,18 @@ def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], Non
 def pinned(refs: Sequence[Reference], digest: str) -> list[str]:
     """``HOST/REPO@DIGEST`` for each distinct repository among ``refs``."""
     return list(dict.fromkeys(str(name_of(ref).pinned(digest)) for ref in refs))
+
+
+def _prepare_ecr(dest: ImageName, options: RegistryOptions) -> None:
+    """Create the repository first when ``dest`` is in Amazon ECR (ECR has no create-on-push)."""
+    if ecr_region(dest.host) is None:
+        return
+    from lifecycle.ecr import EcrSettings, prepare_repository
+
+    state = prepare_repository(dest.host, dest.repository, options.ecr or EcrSettings(),
+                               ca_bundle=options.ca_bundle)
+    if state is not None and state.created:
+        log.info("created ECR repository %s", state.uri)
 
 
 def _holds(client: RegistryClient, name: ImageName, digest: str) -> bool:
