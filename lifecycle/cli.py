@@ -77,6 +77,15 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--buildpack", action="append", default=[], metavar="ID",
                        help="use exactly these buildpacks, in order (repeatable)")
 
+    def registry_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                       help="the platform to take from a multi-platform base "
+                            "(default: this machine's)")
+        p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
+                       help="talk to HOST over plain HTTP or unverified TLS (repeatable)")
+        p.add_argument("--ca-bundle", type=Path, metavar="FILE",
+                       help="also trust the CA certificates in FILE for registries")
+
     p = add("detect", "Find the buildpack group that applies to an app.")
     app_args(p)
 
@@ -96,14 +105,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="run every phase even when the last build's receipt shows that "
                         "nothing changed")
+    registry_args(p)
 
     p = add("inspect", "Show an image's digest, config and build label.")
     p.add_argument("ref", metavar="REF")
+    registry_args(p)
 
     p = add("rebase", "Swap an image's base layers for a new run image (no rebuild).")
     p.add_argument("ref", metavar="REF")
     p.add_argument("--run-image", required=True, metavar="REF")
     p.add_argument("--force", action="store_true", help="skip compatibility checks")
+    registry_args(p)
+
+    p = add("push", "Copy an image from any source to any sink (a registry, most often).")
+    p.add_argument("src", metavar="SRC", help="the image to copy (any reference form)")
+    p.add_argument("dest", metavar="DEST", help="where to write it (any reference form)")
+    p.add_argument("--tag", action="append", default=[], metavar="REF",
+                   help="also write the image here (repeatable)")
+    registry_args(p)
 
     p = add("buildpacks", "List the available buildpacks, or write a new one's skeleton.")
     actions = p.add_subparsers(dest="buildpacks_action", metavar="[new]",
@@ -240,7 +259,8 @@ def cmd_build(args: argparse.Namespace) -> Result:
     request = {"app": app, "descriptor": descriptor, "buildpacks": args.buildpack,
                "image": args.image, "run_image": args.run_image, "stack": args.stack,
                "env": args.env, "cache_dir": cache_dir, "executor": args.executor,
-               "default_process": args.default_process, "tags": args.tag}
+               "default_process": args.default_process, "tags": args.tag,
+               "platform": args.platform}
     observed = receipt.observe(request, app, cache_dir, descriptor) \
         if os.path.isdir(app) else None
     if observed is not None and not args.full:
@@ -254,17 +274,19 @@ def cmd_build(args: argparse.Namespace) -> Result:
 
     options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
                           tags=tuple(args.tag), executor=args.executor,
-                          default_process=args.default_process)
+                          default_process=args.default_process, platform=args.platform,
+                          registry=_registry_options(args))
     report = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", report.image, report.digest)
-    return Result(report.to_json())
+    return Result(report.to_json(), "\n".join(report.pushed) if report.pushed else None)
 
 
 def cmd_inspect(args: argparse.Namespace) -> Result:
     """``inspect``."""
     from lifecycle.phases import inspect
 
-    inspected = inspect.inspect(args.ref)
+    inspected = inspect.inspect(args.ref, platform=args.platform,
+                                registry=_registry_options(args))
     return Result(inspected.to_json(), inspect.render(inspected))
 
 
@@ -272,9 +294,38 @@ def cmd_rebase(args: argparse.Namespace) -> Result:
     """``rebase``."""
     from lifecycle.phases import rebase
 
-    rebased = rebase.rebase(args.ref, args.run_image, force=args.force, log=log)
+    rebased = rebase.rebase(args.ref, args.run_image, force=args.force, log=log,
+                            platform=args.platform, registry=_registry_options(args))
     log.info("rebased %s onto %s (%s)", rebased.image, rebased.run_image, rebased.digest)
-    return Result(rebased.to_json())
+    return Result(rebased.to_json(), "\n".join(rebased.pushed) if rebased.pushed else None)
+
+
+def cmd_push(args: argparse.Namespace) -> Result:
+    """``push``: read SRC through its transport, write it to DEST and each ``--tag``."""
+    import dataclasses
+
+    from lifecycle.image import reference, transports
+    from lifecycle.image.transports import registry
+    from lifecycle.phases.report import PushReport
+
+    src = reference.parse(args.src)
+    dest = reference.parse(args.dest)
+    tags = [reference.parse(tag) for tag in args.tag]
+    options = dataclasses.replace(_registry_options(args), store_copy=False)
+    image = transports.read_image(src, platform=args.platform, registry=options)
+    digest = transports.write_image(image, dest, tags=tags, progress=log.info, registry=options)
+    remote = [ref for ref in (dest, *tags) if ref.transport == "docker"]
+    report = PushReport(source=str(src), image=str(dest), tags=tuple(str(t) for t in tags),
+                        digest=digest, pushed=tuple(registry.pinned(remote, digest)))
+    return Result(report.to_json(), "\n".join(report.pushed or (f"{dest}@{digest}",)))
+
+
+def _registry_options(args: argparse.Namespace) -> Any:
+    from lifecycle.image.transports.registry import RegistryOptions
+
+    quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+    return RegistryOptions(insecure=tuple(getattr(args, "insecure_registry", ())),
+                           ca_bundle=getattr(args, "ca_bundle", None), quiet=quiet)
 
 
 def cmd_buildpacks(args: argparse.Namespace) -> Result:
@@ -391,6 +442,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "build": cmd_build,
     "inspect": cmd_inspect,
     "rebase": cmd_rebase,
+    "push": cmd_push,
     "buildpacks": cmd_buildpacks,
     "images": cmd_images,
     "rm": cmd_rm,

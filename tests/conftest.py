@@ -28,8 +28,10 @@ from tests.infra.images import (
     load_into_docker,
     remove_other_tags,
 )
+from tests.infra.pki import TestAuthority, new_authority
 from tests.infra.services import (
     Registry,
+    RegistryOptions,
     ServiceUnavailable,
     connect_docker,
     in_ci,
@@ -38,6 +40,7 @@ from tests.infra.services import (
     running_registry,
     unavailable,
 )
+from tests.infra.token_server import TokenServer, running_token_server, token_auth_config
 
 if TYPE_CHECKING:
     import docker
@@ -101,6 +104,55 @@ def registry_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
             running_registry(workdir, credentials=credentials),
             stack,
         )
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestAuthority:
+    """A throwaway certificate authority (``ca_file`` is its PEM certificate)."""
+    try:
+        return new_authority(tmp_path_factory.mktemp("test-ca"))
+    except ServiceUnavailable as exc:
+        unavailable("a test certificate authority", str(exc))
+
+
+@pytest.fixture(scope="session")
+def token_server(
+    test_ca: TestAuthority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TokenServer]:
+    """A token server signing RS256 JWTs (``x5c`` from ``test_ca``) for one user."""
+    with ExitStack() as stack:
+        users = dict([new_credentials()])
+        yield _enter(
+            "the token server",
+            running_token_server(test_ca, tmp_path_factory.mktemp("token-server"), users),
+            stack,
+        )
+
+
+@pytest.fixture(scope="session")
+def registry_token(
+    token_server: TokenServer, test_ca: TestAuthority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry behind Bearer token auth served by ``token_server``."""
+    with ExitStack() as stack:
+        options = RegistryOptions(auth=token_auth_config(token_server, test_ca))
+        workdir = tmp_path_factory.mktemp("registry-token")
+        user, password = next(iter(token_server.users.items()))
+        registry = _enter("the token-auth registry", running_registry(workdir, options=options),
+                          stack)
+        yield Registry(registry.host, registry.url, registry.root, registry.log, user, password)
+
+
+@pytest.fixture(scope="session")
+def registry_tls(
+    test_ca: TestAuthority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry speaking TLS with a certificate from ``test_ca`` (for 127.0.0.1)."""
+    with ExitStack() as stack:
+        workdir = tmp_path_factory.mktemp("registry-tls")
+        issued = test_ca.issue(workdir / "tls", "registry", hosts=("127.0.0.1", "localhost"))
+        options = RegistryOptions(tls=(issued.cert, issued.key))
+        yield _enter("the TLS registry", running_registry(workdir, options=options), stack)
 
 
 @pytest.fixture(scope="session")

@@ -181,14 +181,17 @@ def _split_docker_name(text: str, rest: str) -> tuple[str, str | None]:
 
 def _parse_registry(text: str, rest: str) -> Reference:
     host, slash, remainder = rest.partition("/")
-    if not slash or not remainder:
+    if not slash or not ("." in host or ":" in host or host == "localhost"):
+        # No host, as skopeo reads it: Docker Hub.
+        host, remainder = "docker.io", rest
+    if not remainder:
         _fail(text, "it names no repository: write docker://HOST/REPO[:TAG]")
-    if not _HOST_RE.fullmatch(host) or not ("." in host or ":" in host or host == "localhost"):
-        _fail(
-            text,
-            f"{host!r} is not a registry host; name the host explicitly, "
-            "e.g. docker://docker.io/library/alpine:3",
-        )
+    if not _HOST_RE.fullmatch(host):
+        _fail(text, f"{host!r} is not a registry host")
+    repository = remainder.partition("@")[0].partition(":")[0]
+    if host.lower() in ("docker.io", "index.docker.io") and "/" not in repository:
+        # Docker Hub's official images live under library/.
+        remainder = f"library/{remainder}"
     digest: str | None = None
     tag: str | None = None
     if "@" in remainder:

@@ -50,10 +50,18 @@ class Inspected:
         }
 
 
-def inspect(ref_text: str) -> Inspected:
-    """The image's identity, config summary, layers and decoded build label."""
+def inspect(ref_text: str, *, platform: str | None = None, registry: Any = None) -> Inspected:
+    """The image's identity, config summary, layers and decoded build label.
+
+    A ``docker://`` image is read without its layers: manifest and config only.
+    """
     ref = reference.parse(ref_text)
-    img = transports.read_image(ref)
+    if ref.transport == "docker":
+        from lifecycle.image.transports import registry as remote
+
+        img = remote.read_metadata(ref, platform, registry)
+    else:
+        img = transports.read_image(ref, platform=platform, registry=registry)
     config = img.config.get("config") or {}
     labels = img.labels
     build = label_mod.read(labels, ref)

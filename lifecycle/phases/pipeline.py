@@ -50,6 +50,9 @@ class BuildInputs:
     tags: tuple[str, ...] = ()
     executor: str = "auto"
     default_process: str | None = None
+    platform: str | None = None
+    registry: Any = None
+    """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -132,7 +135,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     timings["detect"] = time.monotonic() - started
 
     stack = options.stack or desc.stack
-    run_image_ref, base = _base_image(options.run_image, stack, log)
+    run_image_ref, base = _base_image(options.run_image, stack, log, options)
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -150,7 +153,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                           stack=stack, mtime=mtime, default_process=options.default_process,
                           log=log, app_index=AppIndex(project.project_dir / "app-index.json"))
         log.info("writing %s", dest)
-        digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info)
+        digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info,
+                                        registry=options.registry)
     timings["export"] = time.monotonic() - started
 
     report = BuildReport(
@@ -162,6 +166,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         processes=tuple(ReportedProcess(p.name, p.event, p.name == exported.default_process)
                         for p in built.processes),
         timings={k: round(v, 3) for k, v in timings.items()},
+        pushed=_pushed([dest, *tags], digest),
     )
     if observed is not None:
         _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
@@ -195,8 +200,18 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    run_image=run_image, outputs=outputs, log=log)
 
 
-def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
-                ) -> tuple[reference.Reference, image.Image]:
+def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:
+    """The registry references among ``refs``, pinned by ``digest``."""
+    remote = [ref for ref in refs if ref.transport == "docker"]
+    if not remote:
+        return ()
+    from lifecycle.image.transports.registry import pinned
+
+    return tuple(pinned(remote, digest))
+
+
+def _base_image(run_image: str | None, stack: str | None, log: logging.Logger,
+                options: BuildInputs) -> tuple[reference.Reference, image.Image]:
     if run_image is None:
         if stack:
             raise BaseImageNotFound(
@@ -206,4 +221,5 @@ def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
                                 hint="pass --run-image REF, e.g. --run-image oci:./base:latest")
     ref = reference.parse(run_image)
     log.info("reading run image %s", ref)
-    return ref, transports.read_image(ref)
+    return ref, transports.read_image(ref, platform=options.platform,
+                                      registry=options.registry)

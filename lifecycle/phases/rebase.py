@@ -26,18 +26,28 @@ class Rebased:
     digest: str
     previous_digest: str
     base_digest: str
+    pushed: tuple[str, ...] = ()
+    """The image pinned by digest when it lives in a registry."""
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return dict(self.__dict__)
+        """Plain data for ``--json`` (``pushed`` only for a registry image)."""
+        document = dict(self.__dict__)
+        if self.pushed:
+            document["pushed"] = list(self.pushed)
+        else:
+            del document["pushed"]
+        return document
 
 
 def rebase(ref_text: str, run_image_text: str, *, force: bool,
-           log: logging.Logger) -> Rebased:
-    """Rebase the image at ``ref_text`` onto ``run_image_text``; write it back in place."""
+           log: logging.Logger, platform: str | None = None, registry: Any = None) -> Rebased:
+    """Rebase the image at ``ref_text`` onto ``run_image_text``; write it back in place.
+
+    ``platform`` and ``registry`` (``RegistryOptions``) apply to ``docker://`` references.
+    """
     ref = reference.parse(ref_text)
     new_ref = reference.parse(run_image_text)
-    img = transports.read_image(ref)
+    img = transports.read_image(ref, platform=platform, registry=registry)
     label = label_mod.read(img.labels, ref)
     if label is None:
         raise UsageError(f"failed to rebase {ref}: it has no {BUILD_LABEL} label, so its base "
@@ -53,16 +63,21 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
                          f"run-image top layer {old.top_layer}",
                          hint="the image was modified after it was built; --force skips this")
     log.info("reading run image %s", new_ref)
-    new_base = transports.read_image(new_ref)
+    new_base = transports.read_image(new_ref, platform=platform, registry=registry)
     if not force:
         _check_platform(img, new_base, new_ref)
     out = image.replace_base(img, count, new_base)
     out_labels = out.labels
     out_labels[BUILD_LABEL] = label.rebased(RunImage.of(new_ref, new_base)).encode()
     out = image.with_config(out, labels=out_labels)
-    digest = transports.write_image(out, ref, progress=log.info)
+    digest = transports.write_image(out, ref, progress=log.info, registry=registry)
+    pushed: tuple[str, ...] = ()
+    if ref.transport == "docker":
+        from lifecycle.image.transports.registry import pinned
+
+        pushed = tuple(pinned([ref], digest))
     return Rebased(image=str(ref), run_image=str(new_ref), digest=digest,
-                   previous_digest=img.digest, base_digest=new_base.digest)
+                   previous_digest=img.digest, base_digest=new_base.digest, pushed=pushed)
 
 
 def _check_platform(img: image.Image, new_base: image.Image,

@@ -52,6 +52,8 @@ class BuildReport(NamedTuple):
     timings: Mapping[str, float]
     unchanged: bool = False
     """True when the build was answered from its receipt without running a phase."""
+    pushed: tuple[str, ...] = ()
+    """Registry references written, pinned by digest (``HOST/REPO@sha256:…``)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``build --json`` document."""
@@ -64,6 +66,7 @@ class BuildReport(NamedTuple):
             "processes": [p._asdict() for p in self.processes],
             "timings": dict(self.timings),
             "unchanged": self.unchanged,
+            **({"pushed": list(self.pushed)} if self.pushed else {}),
         }
 
     @classmethod
@@ -79,6 +82,7 @@ class BuildReport(NamedTuple):
                             for p in data["processes"]),
             timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
             unchanged=bool(data.get("unchanged", False)),
+            pushed=tuple(str(r) for r in data.get("pushed") or ()),
         )
 
     def answered_from_receipt(self, seconds: float) -> BuildReport:
@@ -86,3 +90,19 @@ class BuildReport(NamedTuple):
         return self._replace(unchanged=True,
                              timings={"detect": 0.0, "build": 0.0, "export": 0.0,
                                       "receipt": round(seconds, 3)})
+
+
+class PushReport(NamedTuple):
+    """What one ``push`` did: the source, the destinations and the references pinned by digest."""
+
+    source: str
+    image: str
+    tags: tuple[str, ...]
+    digest: str
+    pushed: tuple[str, ...]
+    """Registry references written, pinned by digest; empty when no sink is a registry."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``push --json`` document."""
+        return {"source": self.source, "image": self.image, "tags": list(self.tags),
+                "digest": self.digest, "pushed": list(self.pushed)}

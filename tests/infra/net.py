@@ -57,3 +57,22 @@ def wait_for_http(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"failed to reach {url} within {timeout:g}s: {last}")
         time.sleep(0.05)
+
+
+def wait_for_port(
+    port: int, timeout: float = 10.0, *, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server on port {port} exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"nothing listens on port {port} after {timeout:g}s: {exc}"
+                ) from exc
+        time.sleep(0.05)

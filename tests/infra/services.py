@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from tests.infra.net import free_port, wait_for_http
+from tests.infra.net import free_port, wait_for_http, wait_for_port
 
 if TYPE_CHECKING:
     import docker
@@ -111,7 +111,9 @@ def htpasswd_entry(username: str, password: str) -> str:
     return done.stdout.strip()
 
 
-def _registry_config(root: Path, port: int, htpasswd: Path | None) -> dict[str, object]:
+def _registry_config(
+    root: Path, port: int, htpasswd: Path | None, options: RegistryOptions
+) -> dict[str, object]:
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info"},
@@ -124,17 +126,38 @@ def _registry_config(root: Path, port: int, htpasswd: Path | None) -> dict[str, 
     }
     if htpasswd is not None:
         config["auth"] = {"htpasswd": {"realm": "hybridless-tests", "path": str(htpasswd)}}
+    if options.auth is not None:
+        config["auth"] = dict(options.auth)
+    if options.tls is not None:
+        config["http"] = {
+            "addr": f"127.0.0.1:{port}",
+            "tls": {"certificate": str(options.tls[0]), "key": str(options.tls[1])},
+        }
     return config
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """Optional registry set-ups: an ``auth`` section (token auth) and TLS (cert, key)."""
+
+    auth: Mapping[str, object] | None = None
+    tls: tuple[Path, Path] | None = None
 
 
 @contextmanager
 def running_registry(
-    workdir: Path, *, credentials: tuple[str, str] | None = None, timeout: float = 20.0
+    workdir: Path,
+    *,
+    credentials: tuple[str, str] | None = None,
+    options: RegistryOptions | None = None,
+    timeout: float = 20.0,
 ) -> Iterator[Registry]:
     """Run Distribution on a free loopback port with data under ``workdir`` until exit.
 
-    With ``credentials`` (user, password) the registry requires htpasswd basic auth.
+    With ``credentials`` (user, password) the registry requires htpasswd basic auth;
+    ``options`` sets token auth or TLS (then ``url`` starts with https://).
     """
+    options = options or RegistryOptions()
     binary = registry_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     htpasswd: Path | None = None
@@ -142,11 +165,12 @@ def running_registry(
         htpasswd = workdir / "htpasswd"
         htpasswd.write_text(htpasswd_entry(*credentials) + "\n")
     log = workdir / "registry.log"
-    process, port = _start_registry(binary, workdir, htpasswd, log, timeout)
+    process, port = _start_registry(binary, workdir, htpasswd, options, log, timeout)
+    scheme = "https" if options.tls else "http"
     try:
         yield Registry(
             host=f"127.0.0.1:{port}",
-            url=f"http://127.0.0.1:{port}",
+            url=f"{scheme}://127.0.0.1:{port}",
             root=workdir,
             log=log,
             username=credentials[0] if credentials else None,
@@ -157,7 +181,12 @@ def running_registry(
 
 
 def _start_registry(
-    binary: str, workdir: Path, htpasswd: Path | None, log: Path, timeout: float
+    binary: str,
+    workdir: Path,
+    htpasswd: Path | None,
+    options: RegistryOptions,
+    log: Path,
+    timeout: float,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the registry and wait until it answers; return the process and its port."""
     config = workdir / "config.yml"
@@ -166,7 +195,9 @@ def _start_registry(
     for _attempt in range(3):
         port = free_port()
         # JSON is valid YAML, which spares the tests a YAML library.
-        config.write_text(json.dumps(_registry_config(workdir, port, htpasswd), indent=2))
+        config.write_text(
+            json.dumps(_registry_config(workdir, port, htpasswd, options), indent=2)
+        )
         with log.open("ab") as sink:
             process = subprocess.Popen(
                 [binary, "serve", str(config)],
@@ -175,7 +206,11 @@ def _start_registry(
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/v2/", timeout, process=process)
+            if options.tls is not None:
+                # Our test CA is not the system's: wait for the port, not for HTTPS.
+                wait_for_port(port, timeout, process=process)
+            else:
+                wait_for_http(f"http://127.0.0.1:{port}/v2/", timeout, process=process)
         except (RuntimeError, TimeoutError) as exc:
             failure = str(exc)
             _stop(process)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from lifecycle.errors import (
     BaseImageFetchError,
@@ -22,6 +22,9 @@ from lifecycle.errors import (
 from lifecycle.image.image import Image
 from lifecycle.image.reference import VALID_FORMS, Reference
 
+if TYPE_CHECKING:
+    from lifecycle.image.transports.registry import RegistryOptions
+
 DEFAULT_PLATFORM = "linux/amd64"
 
 _MODULES = {
@@ -29,8 +32,10 @@ _MODULES = {
     "oci": "lifecycle.image.transports.oci_layout",
     "oci-archive": "lifecycle.image.transports.oci_archive",
     "docker-archive": "lifecycle.image.transports.docker_archive",
+    # Registries take the command's registry options too: see read_image and write_image.
+    "docker": "lifecycle.image.transports.registry",
 }
-_PLANNED = {"docker-daemon": "the Docker engine", "docker": "registries"}
+_PLANNED = {"docker-daemon": "the Docker engine"}
 
 
 class TransportModule(Protocol):
@@ -60,11 +65,21 @@ def transport_for(ref: Reference) -> TransportModule:
     return cast(TransportModule, importlib.import_module(name))
 
 
-def read_image(ref: Reference, *, platform: str = DEFAULT_PLATFORM) -> Image:
-    """Read the image ``ref`` names; from an image index, take the ``platform`` manifest."""
+def read_image(
+    ref: Reference, *, platform: str | None = None, registry: RegistryOptions | None = None
+) -> Image:
+    """Read the image ``ref`` names; from an image index, take the ``platform`` manifest.
+
+    Without ``platform``, a registry index gives this machine's platform (as docker picks)
+    and local layouts give ``linux/amd64``.
+    """
     module = transport_for(ref)
     try:
-        return module.read(ref, platform)
+        if ref.transport == "docker":
+            from lifecycle.image.transports import registry as remote
+
+            return remote.read(ref, platform, registry)
+        return module.read(ref, platform or DEFAULT_PLATFORM)
     except LifecycleError:
         raise
     except FileNotFoundError as error:
@@ -79,6 +94,7 @@ def write_image(
     *,
     tags: Sequence[Reference] = (),
     progress: Callable[[str], None] | None = None,
+    registry: RegistryOptions | None = None,
 ) -> str:
     """Write ``image`` to ``ref`` and to each of ``tags``; return the manifest digest.
 
@@ -93,6 +109,11 @@ def write_image(
     for (transport, _), refs in groups.items():
         module = transport_for(refs[0])
         try:
+            if transport == "docker":
+                from lifecycle.image.transports import registry as remote
+
+                remote.write(image, refs, progress, registry)
+                continue
             module.write(image, refs, progress)
         except LifecycleError:
             raise

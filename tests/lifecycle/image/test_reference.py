@@ -58,6 +58,16 @@ VALID = [
         "docker://registry.example.com/app:latest",
     ),
     (
+        "docker://alpine:3",
+        Reference("docker", host="docker.io", name="library/alpine", tag="3"),
+        "docker://docker.io/library/alpine:3",
+    ),
+    (
+        "docker://docker.io/user/app",
+        Reference("docker", host="docker.io", name="user/app", tag="latest"),
+        "docker://docker.io/user/app:latest",
+    ),
+    (
         f"docker://123.dkr.ecr.eu-west-1.amazonaws.com/app@{DIGEST}",
         Reference("docker", host="123.dkr.ecr.eu-west-1.amazonaws.com", name="app", digest=DIGEST),
         None,
@@ -94,8 +104,8 @@ INVALID = [
     ("docker-archive:", "the file path is empty"),
     ("docker-daemon:Bad:1", "'Bad' is not a valid image name"),
     ("docker:app", "docker://HOST/REPO"),
-    ("docker://alpine", "names no repository"),
-    ("docker://library/alpine:3", "'library' is not a registry host"),
+    ("docker://", "names no repository"),
+    ("docker://bad_host.io/app", "'bad_host.io' is not a registry host"),
     ("docker://reg.io/app@sha256:abc", "is not a digest"),
     ("docker://reg.io/app:bad/tag", "is not a valid tag"),
     ("dir:/some/where", "the transport 'dir:' is unknown"),
