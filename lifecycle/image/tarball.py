@@ -73,6 +73,15 @@ def write_layer(
     entries: Iterable[Entry], dest_dir: Path, *, mtime: int = DEFAULT_MTIME, read_size: int = BLOCK
 ) -> Blob:
     """Write ``entries`` as a gzip layer blob named by its digest in ``dest_dir``."""
+    return write_tar_layer(tar_bytes_iter(entries, mtime=mtime, read_size=read_size), dest_dir)
+
+
+def write_tar_layer(tar_blocks: Iterable[bytes], dest_dir: Path) -> Blob:
+    """Write an uncompressed tar, given as ``BLOCK``-sized pieces, as a gzip layer blob.
+
+    The pieces must be exactly ``BLOCK`` bytes (the last may be short) for the blob to be
+    reproducible; :func:`read_blocks` cuts a tar file that way.
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
     # blobs.temp_name is what recovery matches: it deletes temps whose writer pid is dead.
     temp = dest_dir / temp_name()
@@ -83,8 +92,7 @@ def write_layer(
             ThreadPoolExecutor(_THREADS + 1, thread_name_prefix="layer") as pool,
         ):
             sink = _FlushBehind(out, pool)
-            stream = tar_bytes_iter(entries, mtime=mtime, read_size=read_size)
-            diff_id, digest, size = _compress(stream, sink, pool)
+            diff_id, digest, size = _compress(tar_blocks, sink, pool)
             sink.sync()
         final = dest_dir / digest.removeprefix("sha256:")
         if final.exists():
@@ -96,6 +104,13 @@ def write_layer(
         temp.unlink(missing_ok=True)
         raise
     return Blob(digest=digest, diff_id=diff_id, size=size, path=final)
+
+
+def read_blocks(path: Path) -> Iterator[bytes]:
+    """Yield a file in pieces of exactly ``BLOCK`` bytes (the last may be short)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK):
+            yield block
 
 
 def tar_bytes_iter(
