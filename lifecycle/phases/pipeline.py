@@ -50,6 +50,7 @@ class BuildInputs:
     tags: tuple[str, ...] = ()
     executor: str = "auto"
     default_process: str | None = None
+    platform: str | None = None
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -131,8 +132,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
 
-    stack = options.stack or desc.stack
-    run_image_ref, base = _base_image(options.run_image, stack, log)
+    run_image_ref, base, stack = _base_image(options, desc, outcome, log)
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -192,15 +192,59 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    run_image=run_image, outputs=outputs, log=log)
 
 
-def _base_image(run_image: str | None, stack: str | None, log: logging.Logger
-                ) -> tuple[reference.Reference, image.Image]:
-    if run_image is None:
-        if stack:
-            raise BaseImageNotFound(
-                f"failed to find stack '{stack}': stacks are not built by this release",
-                hint="pass a base image with --run-image (any transport of docs/reference.md §2)")
-        raise BaseImageNotFound("failed to find a run image: none was given",
-                                hint="pass --run-image REF, e.g. --run-image oci:./base:latest")
-    ref = reference.parse(run_image)
-    log.info("reading run image %s", ref)
-    return ref, transports.read_image(ref)
+def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
+                log: logging.Logger) -> tuple[reference.Reference, Any, str | None]:
+    """The run image and the stack id to record, chosen as CONTRACT §6 orders them."""
+    if options.run_image is not None:
+        log.info("stack: none (--run-image %s was given; it overrides any stack)",
+                 options.run_image)
+        ref = reference.parse(options.run_image)
+        log.info("reading run image %s", ref)
+        base = transports.read_image(ref, platform=options.platform or host_platform())
+        _check_platform(base, str(ref), options.platform)
+        # A run image made for a stack says so; a bare base has no stack.
+        return ref, base, base.labels.get("io.hybridless.stack")
+
+    from lifecycle.image.transports.store import open_store
+    from stacks import catalog, choose, provide
+
+    known = catalog.load()
+    functions = (*desc.functions, *outcome.functions)
+    runtime = choose.detected_runtime(
+        (fn.runtime for fn in functions),
+        ((entry.name, entry.metadata) for entry in outcome.plan),
+        (member.id for member in outcome.group), known)
+    choice = choose.choose(known, runtime, descriptor_stack=desc.stack,
+                           cli_stack=options.stack)
+    assert choice.stack is not None  # only --run-image chooses no stack
+    stack = choice.stack
+    log.info("stack: %s (%s)", stack.id, choice.reason)
+    if options.platform and options.platform != stack.platform:
+        raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
+                         f"{stack.platform}", hint="pick a stack of that platform with --stack")
+    ref, base = provide.run_image(stack, open_store())
+    _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
+    return ref, base, stack.id
+
+
+def host_platform() -> str:
+    """``linux/<arch>`` of this machine, the only platform the host executor builds for."""
+    import platform
+
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+    return f"linux/{arch.get(machine, machine)}"
+
+
+def _check_platform(base: Any, where: str, wanted: str | None) -> None:
+    """Refuse a run image of another platform than ``--platform`` or, by default, this host."""
+    have = "/".join(base.platform.split("/")[:2])
+    if wanted and have != "/".join(wanted.split("/")[:2]):
+        raise BaseImageNotFound(f"failed to build for {wanted}: {where} is {base.platform}",
+                                hint=f"pass a run image for {wanted}, or drop --platform")
+    host = host_platform()
+    if have != host:
+        raise UsageError(
+            f"failed to build on {where}: it is {base.platform}, and buildpacks run on this "
+            f"machine ({host}), so native code would not match",
+            hint=f"build on a {have} machine, or pick a {host} run image or stack")

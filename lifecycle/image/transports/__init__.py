@@ -29,8 +29,9 @@ _MODULES = {
     "oci": "lifecycle.image.transports.oci_layout",
     "oci-archive": "lifecycle.image.transports.oci_archive",
     "docker-archive": "lifecycle.image.transports.docker_archive",
+    "docker-daemon": "lifecycle.image.transports.docker_daemon",
 }
-_PLANNED = {"docker-daemon": "the Docker engine", "docker": "registries"}
+_PLANNED = {"docker": "registries"}
 
 
 class TransportModule(Protocol):
@@ -55,7 +56,8 @@ def transport_for(ref: Reference) -> TransportModule:
         raise InvalidReference(
             f"failed to use image reference {str(ref)!r}: {ref.transport}: ({what}) is not "
             "supported yet",
-            hint=f"supported now: name[:tag], oci:, oci-archive:, docker-archive: ({VALID_FORMS})",
+            hint="supported now: name[:tag], oci:, oci-archive:, docker-archive:, "
+            f"docker-daemon: ({VALID_FORMS})",
         )
     return cast(TransportModule, importlib.import_module(name))
 

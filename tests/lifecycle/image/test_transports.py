@@ -320,7 +320,7 @@ def test_missing_images_and_tags_say_what_exists(image: Image, tmp_path: Path) -
         read_image(parse(f"docker-archive:{compressed}"))
 
 
-@pytest.mark.parametrize("text", ["docker-daemon:app:1", "docker://localhost:5000/app:1"])
+@pytest.mark.parametrize("text", ["docker://localhost:5000/app:1"])
 def test_planned_transports_are_refused_clearly(image: Image, text: str) -> None:
     with pytest.raises(InvalidReference, match="not supported yet"):
         read_image(parse(text))
