@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lifecycle import jsonutil
-from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
+from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError, LifecycleError
 from lifecycle.image.blobs import CHUNK, hex_of
 from lifecycle.image.image import Image
 from lifecycle.image.reference import Reference
@@ -53,7 +53,7 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
 
 def write(image: Image, refs: Sequence[Reference], progress: Progress | None) -> str:
     """Load ``image`` into the engine under every NAME:TAG of ``refs``; return its digest."""
-    client = _client("load an image into")
+    client = _client("load an image into", ExportError)
     try:
         present = _engine_chains(client)
         chains = chain_ids([layer.diff_id for layer in image.layers])
@@ -89,7 +89,7 @@ def read(ref: Reference, platform: str) -> Image:
     """Read ``docker-daemon:NAME:TAG`` from the engine (``docker save`` of that image)."""
     import docker.errors
 
-    client = _client("read an image from")
+    client = _client("read an image from", BaseImageFetchError)
     directory = Path(tempfile.mkdtemp(prefix="hybridless-daemon-"))
     atexit.register(shutil.rmtree, directory, True)
     archive = directory / "image.tar"
@@ -97,7 +97,7 @@ def read(ref: Reference, platform: str) -> Image:
         with open(archive, "wb") as out:
             for chunk in client.api.get_image(ref.store_name):
                 out.write(chunk)
-    except docker.errors.ImageNotFound as error:
+    except docker.errors.NotFound as error:
         raise BaseImageNotFound(
             f"failed to read image {ref}: the Docker engine has no image {ref.store_name}",
             hint="list the engine's images with `docker images`",
@@ -113,13 +113,13 @@ def read(ref: Reference, platform: str) -> Image:
     )
 
 
-def _client(action: str) -> Any:
+def _client(action: str, failure: type[LifecycleError]) -> Any:
     import docker
 
     try:
         return docker.from_env()
     except docker.errors.DockerException as error:
-        raise BaseImageFetchError(
+        raise failure(
             f"failed to {action} the Docker engine: {error}",
             hint="start the engine, or point DOCKER_HOST at it",
         ) from error
