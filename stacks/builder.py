@@ -21,6 +21,7 @@ from lifecycle.image import image as images
 from lifecycle.image.image import DirectorySource, Image, Layer
 from lifecycle.image.tarball import read_blocks, write_tar_layer
 from lifecycle.image.transports.store import Store
+from lifecycle.phases import label
 from stacks import recipe as recipes
 from stacks import release
 from stacks.model import Stack
@@ -28,7 +29,7 @@ from stacks.recipe import RecipeImage
 
 log = logging.getLogger("hybridless.stacks")
 
-STACK_LABEL = "io.hybridless.stack"
+STACK_LABEL = label.STACK_LABEL
 RECIPE_LABEL = "io.hybridless.stack.recipe"
 EPOCH_LABEL = "io.hybridless.stack.source-date-epoch"
 WORKDIR = "/var/task"

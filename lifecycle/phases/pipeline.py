@@ -25,6 +25,7 @@ from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import build
 from lifecycle.phases.detect import DetectOutcome, detect
 from lifecycle.phases.export import export, source_date_epoch
+from lifecycle.phases.label import STACK_LABEL
 from lifecycle.phases.report import BuildReport, ReportedProcess
 
 
@@ -203,7 +204,7 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
         base = transports.read_image(ref, platform=options.platform or host_platform())
         _check_platform(base, str(ref), options.platform)
         # A run image made for a stack says so; a bare base has no stack.
-        return ref, base, base.labels.get("io.hybridless.stack")
+        return ref, base, base.labels.get(STACK_LABEL)
 
     from lifecycle.image.transports.store import open_store
     from stacks import catalog, choose, provide

@@ -16,6 +16,7 @@ from lifecycle.image.transports import docker_daemon, write_image
 from lifecycle.image.transports.store import Store
 from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
+from tests.infra.images import BaseImage
 
 if TYPE_CHECKING:
     import docker
@@ -213,3 +214,26 @@ def serves(client: docker.DockerClient, tag: str, path: str) -> bool:
         container.remove(force=True)
 
 
+
+
+def test_rebase_refuses_a_run_image_of_another_stack(
+    cli: CliRunner, tmp_path: Path, busybox_base: BaseImage
+) -> None:
+    from lifecycle.image.image import with_config
+    from lifecycle.image.transports import read_image
+
+    base = read_image(parse(busybox_base.ref))
+    stacked = with_config(base, labels={**base.labels, "io.hybridless.stack": "site-stack"})
+    write_image(stacked, parse(f"oci:{tmp_path / 'bases'}:site"))
+    write_image(with_config(stacked, env={"X": "1"}), parse(f"oci:{tmp_path / 'bases'}:site2"))
+    app = copy_example("procfile-hello", tmp_path / "src")
+    run_json(cli, "build", app, "--image", "hello", "--run-image", busybox_base.ref)
+    refused = cli("rebase", "hello", "--run-image", f"oci:{tmp_path / 'bases'}:site")
+    assert refused.returncode == 51 and "stack site-stack" in refused.stderr, refused.stderr
+    run_json(cli, "rebase", "hello", "--run-image", f"oci:{tmp_path / 'bases'}:site", "--force")
+    # Built on no stack, forced onto site-stack: the label records it, and its own stack is fine.
+    doc = run_json(cli, "build", app, "--image", "hello2", "--run-image",
+                   f"oci:{tmp_path / 'bases'}:site")
+    assert doc["digest"]
+    moved = run_json(cli, "rebase", "hello2", "--run-image", f"oci:{tmp_path / 'bases'}:site2")
+    assert moved["base_digest"] != moved["previous_digest"]
