@@ -61,3 +61,17 @@ def test_run_images_run_as_the_stack_user_with_the_suite_python(
             assert lines[:3] == ["1000", "app", "/var/task"] and int(lines[3]) > 50
         else:
             assert lines == expected.split()
+
+
+def test_refresh_rebuilds_only_when_the_release_dates_moved(stack_home: Path) -> None:
+    _, run = builder.recipe_images(STACKS.get("debian-trixie-python"))
+    assert run is not None
+    store = Store(stack_home)
+    before = store.read(run.store_name)
+    said: list[str] = []
+    outcome = builder.ensure(run, store, refresh=True, say=said.append)
+    assert outcome.epoch is not None
+    if outcome.built:  # Debian published since the cached build
+        assert outcome.epoch > int(before.labels[builder.EPOCH_LABEL])
+    else:
+        assert outcome.digest == before.digest and "up to date" in said[0]
