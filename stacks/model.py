@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
 from stacks.runtimes import Runtime, RuntimeRange, parse_range
@@ -209,7 +209,7 @@ class _Checker:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, key: str, problem: str, hint: str | None) -> Any:
+    def fail(self, key: str, problem: str, hint: str | None) -> NoReturn:
         where = key or "the top level"
         raise DescriptorSchemaError(f"invalid stack file {self.path}: {where} {problem}",
                                     hint=hint)
