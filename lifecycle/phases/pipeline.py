@@ -133,7 +133,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
 
-    run_image_ref, base, stack = _base_image(options, desc, outcome, log)
+    chosen = _base_image(options, desc, outcome, log)
+    run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -142,7 +143,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     with project.locked():
         built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
                       base_env={**host_env(), **desc.build_env, **inputs.env},
-                      stack=stack, mtime=mtime, log=log)
+                      stack=stack, mtime=mtime, log=log, stack_provides=chosen.provides)
         timings["build"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -193,9 +194,21 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    run_image=run_image, outputs=outputs, log=log)
 
 
+@dataclass(frozen=True)
+class ChosenBase:
+    """The run image a build uses, and the stack it belongs to (CONTRACT §6)."""
+
+    ref: reference.Reference
+    image: Any
+    stack: str | None
+    """The stack id the build label records."""
+    provides: Mapping[str, str]
+    """What the run image already has, from the stack file (empty for a bare run image)."""
+
+
 def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
-                log: logging.Logger) -> tuple[reference.Reference, Any, str | None]:
-    """The run image and the stack id to record, chosen as CONTRACT §6 orders them."""
+                log: logging.Logger) -> ChosenBase:
+    """The run image and its stack, chosen as CONTRACT §6 orders them."""
     if options.run_image is not None:
         log.info("stack: none (--run-image %s was given; it overrides any stack)",
                  options.run_image)
@@ -204,7 +217,7 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
         base = transports.read_image(ref, platform=options.platform or host_platform())
         _check_platform(base, str(ref), options.platform)
         # A run image made for a stack says so; a bare base has no stack.
-        return ref, base, base.labels.get(STACK_LABEL)
+        return ChosenBase(ref, base, base.labels.get(STACK_LABEL), {})
 
     from lifecycle.image.transports.store import open_store
     from stacks import catalog, choose, provide
@@ -225,7 +238,7 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
                          f"{stack.platform}", hint="pick a stack of that platform with --stack")
     ref, base = provide.run_image(stack, open_store())
     _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
-    return ref, base, stack.id
+    return ChosenBase(ref, base, stack.id, stack.provided)
 
 
 def host_platform() -> str:
