@@ -203,7 +203,10 @@ class DebianRecipe:
     """What goes into the Debian test base; its hash keys the on-disk cache."""
 
     suite: str = "bookworm"
-    packages: tuple[str, ...] = ("nodejs", "npm", "python3", "python3-venv", "ca-certificates")
+    # libatomic1: the official Node.js binaries (the node layer) link against it.
+    packages: tuple[str, ...] = (
+        "nodejs", "npm", "python3", "python3-venv", "ca-certificates", "libatomic1",
+    )
 
     def image(self) -> RecipeImage:
         """The base as the stacks' recipe code builds it: the test user, no stack label."""
