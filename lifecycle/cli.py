@@ -134,6 +134,20 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME", help="the buildpack id, e.g. acme/ruby")
     new.add_argument("--dir", type=Path, metavar="D",
                      help="the package directory to create (default: ./<name with / as ->)")
+    p = add("stacks", "List, build or pull the stacks builds run on (docs/stacks.md).")
+    actions = p.add_subparsers(dest="stacks_action", metavar="list|build|pull",
+                               parser_class=_Parser)
+    actions.add_parser("list", parents=[common], help="the known stacks and what is stored",
+                       description="List the built-in and user stacks.")
+    sp = actions.add_parser("build", parents=[common], help="build a recipe stack's images",
+                            description="Build a recipe stack's images into the local store "
+                                        "with mmdebstrap (nothing to do when stored).")
+    sp.add_argument("id", metavar="ID")
+    sp.add_argument("--refresh", action="store_true",
+                    help="rebuild when the Debian sources changed since the stored build")
+    sp = actions.add_parser("pull", parents=[common], help="pull a reference stack's images",
+                            description="Copy a reference stack's images into the local store.")
+    sp.add_argument("id", metavar="ID")
     add("images", "List images in the local store.")
     p = add("rm", "Remove an image reference from the local store.")
     p.add_argument("ref", metavar="REF")
@@ -368,6 +382,45 @@ def _buildpacks_new(args: argparse.Namespace) -> Result:
     return Result(document, "\n".join(lines))
 
 
+def cmd_stacks(args: argparse.Namespace) -> Result:
+    """``stacks list``, ``stacks build ID [--refresh]``, ``stacks pull ID``."""
+    from lifecycle.image.transports.store import open_store
+    from stacks import catalog, provide
+
+    known = catalog.load()
+    store = open_store()
+    action = getattr(args, "stacks_action", None) or "list"
+    if action == "build":
+        stack = known.get(args.id)
+        outcomes = provide.ensure(stack, store, refresh=args.refresh)
+        for outcome in outcomes:
+            if not outcome.built:
+                log.info("%s: %s is stored (%s)", stack.id, outcome.ref, outcome.digest[:19])
+        return Result({"id": stack.id, "images": [
+            {"ref": o.ref, "digest": o.digest, "built": o.built,
+             "seconds": round(o.seconds, 1), "source_date_epoch": o.epoch} for o in outcomes]})
+    if action == "pull":
+        stack = known.get(args.id)
+        pulled = provide.pull(stack, store)
+        for name in pulled:
+            log.info("%s: pulled into %s", stack.id, name)
+        return Result({"id": stack.id, "pulled": pulled})
+    rows: list[dict[str, Any]] = []
+    for stack in known.stacks:
+        build, run = provide.images_of(stack)
+        rows.append({"id": stack.id, "description": stack.description,
+                     "platform": stack.platform,
+                     "runtimes": [str(entry) for entry in stack.runtimes],
+                     "build_image": build.store_name, "run_image": run.store_name,
+                     "build_source": build.source, "run_source": run.source,
+                     "present": provide.present(stack, store),
+                     "source": str(stack.source)})
+    lines = [f"{row['id']:<28} {','.join(row['runtimes']):<16} "
+             f"{'stored' if row['present']['run'] else '-':<7} {row['run_source']}"
+             for row in rows]
+    return Result(rows, "\n".join(lines))
+
+
 def cmd_images(args: argparse.Namespace) -> Result:
     """``images``."""
     from lifecycle.image.blobs import Digest
@@ -444,6 +497,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "rebase": cmd_rebase,
     "push": cmd_push,
     "buildpacks": cmd_buildpacks,
+    "stacks": cmd_stacks,
     "images": cmd_images,
     "rm": cmd_rm,
     "gc": cmd_gc,

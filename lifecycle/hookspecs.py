@@ -211,6 +211,8 @@ class BuildContext:
     executor: Executor
     layers: LayerProvider
     previous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    stack_provides: Mapping[str, str] = field(default_factory=dict)
+    """What the stack's run image already has, e.g. ``{"nodejs": "22"}`` (empty without one)."""
 
     def layer(self, name: str, *, metadata: Mapping[str, Any] | None = None,
               launch: bool = False, build: bool = False, cache: bool = False) -> Layer:

@@ -40,6 +40,7 @@ from tests.infra.services import (
     running_registry,
     unavailable,
 )
+from tests.infra.stacks import SHARED_STACKS, build_stack_home
 from tests.infra.token_server import TokenServer, running_token_server, token_auth_config
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEBIAN_FIXTURES = frozenset({"debian_base", "debian_in_docker"})
+DEBIAN_FIXTURES = frozenset({"debian_base", "debian_in_docker", "stack_home"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -240,6 +241,21 @@ def _loaded(
             client.images.remove(loaded.name, force=True)
         except docker.errors.APIError:
             pass  # Still used by a container a test left behind; the engine keeps it.
+
+
+@pytest.fixture(scope="session")
+def stack_home(request: pytest.FixtureRequest) -> Path:
+    """A ``HYBRIDLESS_HOME`` whose store holds the run images of the recipe stacks the tests use.
+
+    Built once (about a minute per image) and cached under ``~/.cache/hybridless-tests``; a
+    changed recipe gets a new store name, and the stale ones are dropped here.
+    """
+    if not _heavy_allowed(request.config):
+        pytest.skip("builds Debian stacks (1 min each the first time): runs in CI or -m debian")
+    try:
+        return build_stack_home(cache_root() / "stacks-home", SHARED_STACKS)
+    except ServiceUnavailable as exc:
+        unavailable("the recipe stacks", str(exc))
 
 
 @pytest.fixture

@@ -81,6 +81,15 @@ def write_layer(
     Into a ``BlobDir`` the blob is committed by ``BlobDir.adopt``: a corrupt blob of the same
     name is replaced, a trusted one kept. Into a plain directory an existing name is kept.
     """
+    return write_tar_layer(tar_bytes_iter(entries, mtime=mtime, read_size=read_size), dest)
+
+
+def write_tar_layer(tar_blocks: Iterable[bytes], dest: Path | BlobDir) -> Blob:
+    """Write an uncompressed tar, given as ``BLOCK``-sized pieces, as a gzip layer blob.
+
+    The pieces must be exactly ``BLOCK`` bytes (the last may be short) for the blob to be
+    reproducible; :func:`read_blocks` cuts a tar file that way.
+    """
     dest_dir = dest.directory if isinstance(dest, BlobDir) else dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     # blobs.temp_name is what recovery matches: it deletes temps whose writer pid is dead.
@@ -92,8 +101,7 @@ def write_layer(
             ThreadPoolExecutor(_THREADS + 1, thread_name_prefix="layer") as pool,
         ):
             sink = _FlushBehind(out, pool)
-            stream = tar_bytes_iter(entries, mtime=mtime, read_size=read_size)
-            diff_id, digest, size = _compress(stream, sink, pool)
+            diff_id, digest, size = _compress(tar_blocks, sink, pool)
             sink.sync()
         if isinstance(dest, BlobDir):
             final = dest.adopt(temp, digest)
@@ -109,6 +117,13 @@ def write_layer(
         temp.unlink(missing_ok=True)
         raise
     return Blob(digest=digest, diff_id=diff_id, size=size, path=final)
+
+
+def read_blocks(path: Path) -> Iterator[bytes]:
+    """Yield a file in pieces of exactly ``BLOCK`` bytes (the last may be short)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK):
+            yield block
 
 
 def tar_bytes_iter(

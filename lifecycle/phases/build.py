@@ -80,7 +80,8 @@ def apply_env(base: Mapping[str, str], changes: Sequence[tuple[str, EnvValue]]) 
 
 def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache: ProjectCache,
           *, executor: Executor, base_env: Mapping[str, str], stack: str | None,
-          mtime: int, log: logging.Logger) -> BuildOutcome:
+          mtime: int, log: logging.Logger,
+          stack_provides: Mapping[str, str] | None = None) -> BuildOutcome:
     """Run the group's builds; the caller holds ``cache.locked()``."""
     env = dict(base_env)
     layers: list[BuiltLayer] = []
@@ -101,7 +102,7 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
             options=descriptor.options_for(bp.id),
             plan=tuple(e for e in detected.plan if e.provider == bp.id),
             env=dict(env), stack=stack, log=bp_log, executor=executor, layers=cache,
-            previous=previous,
+            previous=previous, stack_provides=dict(stack_provides or {}),
         )
         try:
             result = bp.build(ctx)

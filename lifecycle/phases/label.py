@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # annotations only: run and invoke read the label without the
     from lifecycle.image.reference import Reference
 
 BUILD_LABEL = "io.hybridless.build"
+STACK_LABEL = "io.hybridless.stack"
+"""The run image's stack id (CONTRACT §6); a run image without it has no stack."""
 _KEYS = ("api", "lifecycle", "project", "buildpacks", "layers", "processes", "run-image",
          "stack", "source", "compressor")
 

@@ -25,6 +25,7 @@ from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import build
 from lifecycle.phases.detect import DetectOutcome, detect
 from lifecycle.phases.export import export, source_date_epoch
+from lifecycle.phases.label import STACK_LABEL
 from lifecycle.phases.report import BuildReport, ReportedProcess
 
 
@@ -134,8 +135,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
 
-    stack = options.stack or desc.stack
-    run_image_ref, base = _base_image(options.run_image, stack, log, options)
+    chosen = _base_image(options, desc, outcome, log)
+    run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -144,7 +145,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     with project.locked():
         built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
                       base_env={**host_env(), **desc.build_env, **inputs.env},
-                      stack=stack, mtime=mtime, log=log)
+                      stack=stack, mtime=mtime, log=log, stack_provides=chosen.provides)
         timings["build"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -210,16 +211,72 @@ def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:
     return tuple(pinned(remote, digest))
 
 
-def _base_image(run_image: str | None, stack: str | None, log: logging.Logger,
-                options: BuildInputs) -> tuple[reference.Reference, image.Image]:
-    if run_image is None:
-        if stack:
-            raise BaseImageNotFound(
-                f"failed to find stack '{stack}': stacks are not built by this release",
-                hint="pass a base image with --run-image (any transport of docs/reference.md §2)")
-        raise BaseImageNotFound("failed to find a run image: none was given",
-                                hint="pass --run-image REF, e.g. --run-image oci:./base:latest")
-    ref = reference.parse(run_image)
-    log.info("reading run image %s", ref)
-    return ref, transports.read_image(ref, platform=options.platform,
-                                      registry=options.registry)
+@dataclass(frozen=True)
+class ChosenBase:
+    """The run image a build uses, and the stack it belongs to (CONTRACT §6)."""
+
+    ref: reference.Reference
+    image: Any
+    stack: str | None
+    """The stack id the build label records."""
+    provides: Mapping[str, str]
+    """What the run image already has, from the stack file (empty for a bare run image)."""
+
+
+def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
+                log: logging.Logger) -> ChosenBase:
+    """The run image and its stack, chosen as CONTRACT §6 orders them."""
+    if options.run_image is not None:
+        log.info("stack: none (--run-image %s was given; it overrides any stack)",
+                 options.run_image)
+        ref = reference.parse(options.run_image)
+        log.info("reading run image %s", ref)
+        base = transports.read_image(ref, platform=options.platform or host_platform(),
+                                     registry=options.registry)
+        _check_platform(base, str(ref), options.platform)
+        # A run image made for a stack says so; a bare base has no stack.
+        return ChosenBase(ref, base, base.labels.get(STACK_LABEL), {})
+
+    from lifecycle.image.transports.store import open_store
+    from stacks import catalog, choose, provide
+
+    known = catalog.load()
+    functions = (*desc.functions, *outcome.functions)
+    runtime = choose.detected_runtime(
+        (fn.runtime for fn in functions),
+        ((entry.name, entry.metadata) for entry in outcome.plan),
+        (member.id for member in outcome.group), known)
+    choice = choose.choose(known, runtime, descriptor_stack=desc.stack,
+                           cli_stack=options.stack)
+    assert choice.stack is not None  # only --run-image chooses no stack
+    stack = choice.stack
+    log.info("stack: %s (%s)", stack.id, choice.reason)
+    if options.platform and options.platform != stack.platform:
+        raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
+                         f"{stack.platform}", hint="pick a stack of that platform with --stack")
+    ref, base = provide.run_image(stack, open_store())
+    _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
+    return ChosenBase(ref, base, stack.id, stack.provided)
+
+
+def host_platform() -> str:
+    """``linux/<arch>`` of this machine, the only platform the host executor builds for."""
+    import platform
+
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+    return f"linux/{arch.get(machine, machine)}"
+
+
+def _check_platform(base: Any, where: str, wanted: str | None) -> None:
+    """Refuse a run image of another platform than ``--platform`` or, by default, this host."""
+    have = "/".join(base.platform.split("/")[:2])
+    if wanted and have != "/".join(wanted.split("/")[:2]):
+        raise BaseImageNotFound(f"failed to build for {wanted}: {where} is {base.platform}",
+                                hint=f"pass a run image for {wanted}, or drop --platform")
+    host = host_platform()
+    if have != host:
+        raise UsageError(
+            f"failed to build on {where}: it is {base.platform}, and buildpacks run on this "
+            f"machine ({host}), so native code would not match",
+            hint=f"build on a {have} machine, or pick a {host} run image or stack")

@@ -14,7 +14,7 @@ from typing import Any
 from lifecycle.errors import BuildError, UsageError
 from lifecycle.image import image, reference, transports
 from lifecycle.phases import label as label_mod
-from lifecycle.phases.label import BUILD_LABEL, RunImage
+from lifecycle.phases.label import BUILD_LABEL, STACK_LABEL, RunImage
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
     new_base = transports.read_image(new_ref, platform=platform, registry=registry)
     if not force:
         _check_platform(img, new_base, new_ref)
+        _check_stack(label.stack, new_base.labels.get(STACK_LABEL), new_ref)
     out = image.replace_base(img, count, new_base)
     out_labels = out.labels
     out_labels[BUILD_LABEL] = label.rebased(RunImage.of(new_ref, new_base)).encode()
@@ -78,6 +79,15 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
         pushed = tuple(pinned([ref], digest))
     return Rebased(image=str(ref), run_image=str(new_ref), digest=digest,
                    previous_digest=img.digest, base_digest=new_base.digest, pushed=pushed)
+
+
+def _check_stack(recorded: str | None, offered: str | None,
+                 new_ref: reference.Reference) -> None:
+    """Refuse a run image of another stack (or none) than the one the image was built on."""
+    if recorded != offered:
+        raise BuildError(f"failed to rebase: run image {new_ref} belongs to stack "
+                         f"{offered or '(none)'}, the image was built on {recorded or '(none)'}",
+                         hint="rebase onto a run image of the same stack, or --force")
 
 
 def _check_platform(img: image.Image, new_base: image.Image,

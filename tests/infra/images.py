@@ -1,7 +1,8 @@
-"""Base images for the end-to-end tests, built with independent tools (umoci, mmdebstrap).
+"""Base images for the end-to-end tests, wrapped into OCI layouts by an independent tool (umoci).
 
 None of this uses the project's own image code: the tests check that code against these
-images, so a bug there must not be able to hide in here too.
+images, so a bug there must not be able to hide in here too. The Debian root filesystem comes
+from the product's recipe code (:mod:`stacks.recipe`, mmdebstrap), which the stack tests check.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import hashlib
 import inspect
 import json
 import os
-import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.infra.cli import REPO_ROOT
+from lifecycle.errors import LifecycleError
+from stacks.model import Recipe, User
+from stacks.recipe import RecipeImage, build_rootfs
+from stacks.release import fetch as fetch_release_dates
+from stacks.rootfs import finish
 from tests.infra.services import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -153,41 +156,9 @@ def _configure(layout_dir: Path, tag: str) -> None:
     run_tool(["umoci", "gc", "--layout", str(layout_dir)])
 
 
-def _write_users(rootfs: Path) -> None:
-    """Give the rootfs root and the non-root user ``app`` (uid/gid 1000) with a home."""
-    etc = rootfs / "etc"
-    etc.mkdir(mode=0o755, exist_ok=True)
-    app_passwd = f"{APP_USER}:x:{APP_UID}:{APP_UID}::/home/{APP_USER}:/bin/sh"
-    for name, root_line, app_line in (
-        ("passwd", "root:x:0:0:root:/root:/bin/sh", app_passwd),
-        ("group", "root:x:0:", f"{APP_USER}:x:{APP_UID}:"),
-    ):
-        path = etc / name
-        lines = path.read_text().splitlines() if path.exists() else [root_line]
-        lines = [line for line in lines if not line.startswith(f"{APP_USER}:")]
-        path.write_text("\n".join([*lines, app_line]) + "\n")
-    shadow = etc / "shadow"
-    if shadow.exists():
-        # A locked password: the user exists for file ownership and processes, not for logins.
-        lines = [line for line in shadow.read_text().splitlines() if not line.startswith("app:")]
-        shadow.write_text("\n".join([*lines, f"{APP_USER}:!::0:99999:7:::"]) + "\n")
-    home = rootfs / "home" / APP_USER
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
-    if os.geteuid() == 0:
-        os.chown(home, APP_UID, APP_UID)
-
-
 def finish_rootfs(rootfs: Path) -> None:
-    """Apply what every test base shares: users, a sticky world-writable /tmp, no /var/task."""
-    _write_users(rootfs)
-    tmp = rootfs / "tmp"
-    tmp.mkdir(exist_ok=True)
-    # chmod after mkdir: the umask would strip the sticky and write bits.
-    tmp.chmod(0o1777)
-    task = rootfs / "var" / "task"
-    if task.exists():
-        shutil.rmtree(task)
+    """Apply what every test base shares: the stacks' user setup for ``app`` (uid/gid 1000)."""
+    finish(rootfs, APP_USER, APP_UID, APP_UID)
 
 
 def busybox_rootfs(rootfs: Path, busybox: Path) -> None:
@@ -232,63 +203,34 @@ class DebianRecipe:
     """What goes into the Debian test base; its hash keys the on-disk cache."""
 
     suite: str = "bookworm"
-    mirror: str = "http://deb.debian.org/debian"
-    variant: str = "essential"
-    packages: tuple[str, ...] = ("nodejs", "npm", "python3", "python3-venv", "ca-certificates")
-    # Documentation and translations are a third of the bytes and no test reads them.
-    dpkg_options: tuple[str, ...] = field(
-        default=(
-            "path-exclude=/usr/share/man/*",
-            "path-exclude=/usr/share/info/*",
-            "path-exclude=/usr/share/locale/*",
-            "path-exclude=/usr/share/doc/*",
-            "path-include=/usr/share/doc/*/copyright",
-        )
+    # libatomic1: the official Node.js binaries (the node layer) link against it.
+    packages: tuple[str, ...] = (
+        "nodejs", "npm", "python3", "python3-venv", "ca-certificates", "libatomic1",
     )
+
+    def image(self) -> RecipeImage:
+        """The base as the stacks' recipe code builds it: the test user, no stack label."""
+        user = User(APP_USER, APP_UID, APP_UID)
+        return RecipeImage(Recipe(self.suite, self.packages), user, "run", "linux/amd64", None)
 
     def key(self) -> str:
         """Hash of the recipe and of the code that applies it, so either change rebuilds."""
         code = "".join(
             inspect.getsource(function)
-            for function in (
-                debian_rootfs_tar,
-                finish_rootfs,
-                _write_users,
-                layout_from_tar,
-                _configure,
-                build_debian_base,
-            )
+            for function in (layout_from_tar, _configure, build_debian_base)
         )
-        text = json.dumps(asdict(self), sort_keys=True) + code
+        text = json.dumps(asdict(self), sort_keys=True) + self.image().key + code
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _finish_hook() -> str:
-    """An mmdebstrap hook command that applies ``finish_rootfs`` to the chroot (its ``$1``)."""
-    # Calling back into this module keeps one definition of the shared base setup.
-    program = (
-        f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from pathlib import Path; "
-        "from tests.infra.images import finish_rootfs; finish_rootfs(Path(sys.argv[1]))"
-    )
-    return f'{shlex.quote(sys.executable)} -c {shlex.quote(program)} "$1"'
-
-
 def debian_rootfs_tar(output: Path, recipe: DebianRecipe, log: Path) -> None:
-    """Write a Debian root filesystem made per ``recipe`` by mmdebstrap as the tar ``output``."""
-    argv = [
-        "mmdebstrap",
-        f"--variant={recipe.variant}",
-        f"--include={','.join(recipe.packages)}",
-        '--aptopt=Acquire::Languages "none"',
-        # No fsync per file: the chroot is thrown away if the build dies.
-        "--dpkgopt=force-unsafe-io",
-        *(f"--dpkgopt={option}" for option in recipe.dpkg_options),
-        f"--customize-hook={_finish_hook()}",
-        recipe.suite,
-        str(output),
-        f"deb {recipe.mirror} {recipe.suite} main",
-    ]
-    run_tool(argv, timeout=900, log=log)
+    """Write a Debian root filesystem made per ``recipe`` by the stacks' mmdebstrap recipe."""
+    image = recipe.image()
+    try:
+        epoch = fetch_release_dates(image.recipe).epoch
+        build_rootfs(image, output, epoch, log)
+    except LifecycleError as error:
+        raise RuntimeError(str(error)) from error
 
 
 def cache_root() -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle import jsonutil
-from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError, InvalidReference
+from lifecycle.errors import BaseImageFetchError, BaseImageNotFound, ExportError
 from lifecycle.image.blobs import BlobDir, hex_of
 from lifecycle.image.image import (
     OCI_INDEX,
@@ -318,14 +318,6 @@ def test_missing_images_and_tags_say_what_exists(image: Image, tmp_path: Path) -
     compressed.write_bytes(gzip.compress(b"x" * 1024))
     with pytest.raises(BaseImageFetchError, match="is compressed"):
         read_image(parse(f"docker-archive:{compressed}"))
-
-
-@pytest.mark.parametrize("text", ["docker-daemon:app:1"])
-def test_planned_transports_are_refused_clearly(image: Image, text: str) -> None:
-    with pytest.raises(InvalidReference, match="not supported yet"):
-        read_image(parse(text))
-    with pytest.raises(InvalidReference, match="not supported yet"):
-        write_image(image, parse(text))
 
 
 def test_a_corrupt_source_blob_fails_the_write_and_leaves_nothing(
