@@ -211,11 +211,14 @@ class RegistryClient:
     def fetch_blob(
         self, name: ImageName, blob: Descriptor, blobs: Path,
         temp_path: Callable[[], Path] | None = None,
+        commit: Callable[[Path, str], object] | None = None,
     ) -> Path:
         """Download ``blob`` into ``blobs/sha256/<hex>``, checked; resume a broken stream.
 
-        ``temp_path`` names the file the bytes go to until they are checked (the local
-        store's, so its crash recovery knows them); by default a hidden file beside the blob.
+        ``temp_path`` names the file the bytes go to until they are checked, and
+        ``commit(temp, digest)`` makes the checked, synced file the blob (the local store's,
+        so that its crash recovery and its ledger know them); by default a hidden file
+        beside the blob, renamed.
         """
         target = blob_path(blobs, blob.digest)
         if target.is_file() and target.stat().st_size == blob.size:
@@ -225,7 +228,10 @@ class RegistryClient:
         self.progress.start(blob.digest, blob.size, "pulling")
         try:
             self._download(name, blob, partial)
-            os.replace(partial, target)
+            if commit is not None:
+                commit(partial, blob.digest)
+            else:
+                os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
         self.progress.finish(blob.digest, "pulled")
@@ -284,6 +290,8 @@ class RegistryClient:
                                 blob.digest, received, blob.size)
                     continue
                 break
+            sink.flush()
+            os.fsync(sink.fileno())
         actual = "sha256:" + hasher.hexdigest()
         if received != blob.size or actual != blob.digest:
             got = actual if received == blob.size else f"{received} bytes"
@@ -442,11 +450,12 @@ class RegistryClient:
     def pull(
         self, name: ImageName, blobs: Path, *, platform: Platform | None = None,
         have: Callable[[str], bool] | None = None, temp_path: Callable[[], Path] | None = None,
+        commit: Callable[[Path, str], object] | None = None,
     ) -> Pulled:
         """Fetch ``name``'s manifest, config and layers into ``blobs/sha256/``, in parallel.
 
-        Blobs for which ``have(digest)`` is true are not fetched; ``temp_path`` is as for
-        :meth:`fetch_blob`.
+        Blobs for which ``have(digest)`` is true are not fetched; ``temp_path`` and
+        ``commit`` are as for :meth:`fetch_blob`.
         """
         source, index, manifest = self.resolve(name, platform)
         for document in (index, manifest):
@@ -455,7 +464,8 @@ class RegistryClient:
         config_blob = manifest.config()
         wanted = [config_blob, *manifest.layers()]
         todo = [blob for blob in wanted if not (have and have(blob.digest))]
-        self._parallel(lambda blob: self.fetch_blob(source, blob, blobs, temp_path), todo)
+        self._parallel(lambda blob: self.fetch_blob(source, blob, blobs, temp_path, commit),
+                       todo)
         # Fetched above, or already in ``blobs`` (what ``have`` answers for).
         config = blob_path(blobs, config_blob.digest).read_bytes()
         return Pulled(source, index, manifest, config)

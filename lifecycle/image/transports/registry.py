@@ -86,7 +86,8 @@ def read(ref: Reference, platform: str | None, options: RegistryOptions | None =
         with store.layout.writing():
             pulled = client.pull(name, store.layout.blobs.root, platform=platform_of(platform),
                                  have=store.layout.blobs.has,
-                                 temp_path=store.layout.blobs.temp_path)
+                                 temp_path=store.layout.blobs.temp_path,
+                                 commit=store.layout.blobs.adopt)
             image = _image(pulled.manifest.data, pulled.config, store, str(name))
             store.layout.write(image, [_store_name(name)],
                                extra={SOURCE_ANNOTATION: pulled.source.repo_path})
