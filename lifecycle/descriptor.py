@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lifecycle import safeio
 from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "project.schema.json"
@@ -26,6 +28,8 @@ DEFAULT_CONCURRENCY = 64
 HttpFormat = Literal["apigw-v1", "apigw-v2", "alb", "alb-multi"]
 """The event shapes an ``httpd`` function can receive; the schema's ``http-format`` enum."""
 DEFAULT_HTTP_FORMAT: HttpFormat = "apigw-v1"
+# A descriptor is a few kilobytes; anything near this is not one.
+MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -126,19 +130,24 @@ def find(app_dir: Path, explicit: Path | None = None) -> Path | None:
     if explicit is not None:
         return explicit
     candidate = app_dir / "project.toml"
-    return candidate if candidate.is_file() else None
+    # Anything by that name counts (a FIFO, a link out of the app): load says why it is refused.
+    return candidate if os.path.lexists(candidate) else None
 
 
-def load(path: Path | None, *, validated_cache: Path | None = None) -> Descriptor:
-    """Read, validate and type a descriptor; ``None`` gives the empty descriptor."""
+def load(path: Path | None, *, validated_cache: Path | None = None,
+         root: Path | None = None) -> Descriptor:
+    """Read, validate and type a descriptor; ``None`` gives the empty descriptor.
+
+    ``root`` (the app directory, for a descriptor found there) confines the read to it.
+    """
     if path is None:
         return Descriptor()
     try:
-        raw_bytes = path.read_bytes()
+        raw_bytes = safeio.read_bytes(path, root=root, limit=MAX_BYTES)
     except OSError as exc:
         raise DescriptorSyntaxError(
-            f"failed to read descriptor {path}: {exc.strerror}",
-            hint="pass an existing file to --descriptor, or omit it",
+            f"failed to read descriptor {path}: {safeio.describe(exc)}",
+            hint="pass a regular, readable file to --descriptor, or omit it",
         ) from exc
     data = parse_toml(path, raw_bytes)
     digest = hashlib.sha256(raw_bytes).hexdigest()

@@ -36,6 +36,7 @@ from lifecycle.phases.label import (
     RunImage,
 )
 from lifecycle.phases.report import ExportedLayer
+from lifecycle.revision import git_revision
 
 TASK_ROOT = "/var/task"
 # The app is never writable by the image's user; buildpack-declared excludes add to these.
@@ -188,29 +189,6 @@ def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
         revision=git_revision(app_dir),
         compressor=tarball.COMPRESSOR,
     )
-
-
-def git_revision(app_dir: Path) -> str | None:
-    """HEAD's commit when the app is a git work tree, read without starting ``git``."""
-    git = app_dir / ".git"
-    try:
-        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
-            git = (app_dir / git.read_text().split(":", 1)[1].strip()).resolve()
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head or None
-        ref = head[5:]
-        loose = git / ref
-        if loose.is_file():
-            return loose.read_text().strip()
-        packed = git / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text().splitlines():
-                if line.endswith(" " + ref):
-                    return line.split(" ", 1)[0]
-    except (OSError, IndexError):
-        return None
-    return None
 
 
 def _layer(blobs: BlobDir, blob: BlobInfo) -> image.Layer:

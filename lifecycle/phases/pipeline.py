@@ -80,7 +80,8 @@ def prepare(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, Path
         raise UsageError(f"app directory {inputs.app_dir} does not exist or is not a directory")
     cache_root = inputs.cache_dir or cache_mod.default_root()
     path = descriptor_mod.find(app_dir, inputs.descriptor_path)
-    desc = descriptor_mod.load(path, validated_cache=paths.CacheLayout(cache_root).descriptors)
+    desc = descriptor_mod.load(path, validated_cache=paths.CacheLayout(cache_root).descriptors,
+                               root=app_dir if inputs.descriptor_path is None else None)
     log.debug("descriptor: %s", path or "none")
     return app_dir, desc, cache_root
 
