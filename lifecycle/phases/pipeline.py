@@ -7,6 +7,7 @@ inputs from the command line and hands each phase's output to the next.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ class BuildInputs:
     """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
 
 
+# fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
     """``--env K=V`` pairs; ``--env K`` takes K from the caller's environment."""
     import os
@@ -62,7 +67,7 @@ def parse_env(pairs: Iterable[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        if not _ENV_NAME.fullmatch(key):
             raise UsageError(f"--env {pair!r}: expected NAME=VALUE with a valid variable name")
         if not sep:
             if key not in os.environ:
