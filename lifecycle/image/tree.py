@@ -63,6 +63,9 @@ Kind = Literal["file", "dir", "symlink", "hardlink"]
 # Linux gives up with ELOOP after this many symlink hops; a chain that long cannot reach a file
 # at run time, so it cannot escape either.
 _MAX_HOPS = 40
+# The walk recurses once per level. Nothing an app needs is this deep, and refusing it here
+# keeps a hostile tree from exhausting Python's stack (a traceback) long before PATH_MAX.
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +165,14 @@ class _Scanner:
     found: list[_Found] = field(default_factory=list)
     secret_hits: list[str] = field(default_factory=list)
 
-    def walk(self, host_dir: str, rel_dir: str, *, inherited: bool) -> bool:
+    def walk(self, host_dir: str, rel_dir: str, *, inherited: bool, depth: int = 0) -> bool:
         """Collect one directory's selected children; True when any was selected."""
+        if depth > MAX_DEPTH:
+            shown = os.fsencode(rel_dir[:120]).decode("utf-8", "backslashreplace")
+            raise BuildError(
+                f"failed to scan {self.root}: directories nested deeper than {MAX_DEPTH} "
+                f"levels ({shown}…)",
+                hint="flatten the tree, or exclude that directory in project.toml")
         try:
             with os.scandir(host_dir) as listing:
                 children = list(listing)
@@ -190,7 +199,7 @@ class _Scanner:
                 continue
             _check_name(self.root, rel)
             if is_dir:
-                if self.walk(child.path, rel, inherited=included) or included:
+                if self.walk(child.path, rel, inherited=included, depth=depth + 1) or included:
                     self.found.append(_Found(rel, "dir", self._mode(st.st_mode, is_dir=True)))
                     selected = True
                 continue

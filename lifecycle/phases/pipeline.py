@@ -20,7 +20,14 @@ from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
 from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
-from lifecycle.errors import BaseImageNotFound, UsageError
+from lifecycle.errors import (
+    BaseImageNotFound,
+    BuildError,
+    ExportError,
+    LifecycleError,
+    UsageError,
+    os_failure,
+)
 from lifecycle.executor import HostExecutor, host_env
 from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import build
@@ -145,22 +152,30 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
 
     started = time.monotonic()
     mtime = source_date_epoch()
-    project = cache_mod.ProjectCache(cache_root,
-                                     cache_mod.project_key(desc.id, app_dir))
-    with project.locked():
-        built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
-                      base_env={**host_env(), **desc.build_env, **inputs.env},
-                      stack=stack, mtime=mtime, log=log)
-        timings["build"] = time.monotonic() - started
+    phase: tuple[type[LifecycleError], str] = (BuildError, f"use the build cache {cache_root}")
+    # A full disk, a read-only cache or store, a file removed mid-build: the environment, not
+    # a bug, so the phase's exit code and the path instead of a traceback.
+    try:
+        project = cache_mod.ProjectCache(cache_root,
+                                         cache_mod.project_key(desc.id, app_dir))
+        with project.locked():
+            phase = (BuildError, "build")
+            built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
+                          base_env={**host_env(), **desc.build_env, **inputs.env},
+                          stack=stack, mtime=mtime, log=log)
+            timings["build"] = time.monotonic() - started
 
-        started = time.monotonic()
-        exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
-                          blobs=project.blobs,
-                          stack=stack, mtime=mtime, default_process=options.default_process,
-                          log=log, app_index=AppIndex(project.project_dir / "app-index.json"))
-        log.info("writing %s", dest)
-        digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info,
-                                        registry=options.registry)
+            started = time.monotonic()
+            phase = (ExportError, "export")
+            exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
+                              blobs=project.blobs, stack=stack, mtime=mtime,
+                              default_process=options.default_process, log=log,
+                              app_index=AppIndex(project.project_dir / "app-index.json"))
+            log.info("writing %s", dest)
+            digest = transports.write_image(exported.image, dest, tags=tags,
+                                            progress=log.info, registry=options.registry)
+    except OSError as exc:
+        raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = time.monotonic() - started
 
     report = BuildReport(
