@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lifecycle import __version__
-from lifecycle.errors import Interrupted, LifecycleError, UsageError
+from lifecycle.errors import (
+    BaseImageFetchError,
+    BuildError,
+    ExportError,
+    Interrupted,
+    LifecycleError,
+    UsageError,
+    os_failure,
+)
 
 if TYPE_CHECKING:  # imported lazily below: a no-change rebuild must not load plugins
     from lifecycle.plugins import LoadProblem
@@ -183,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return _fail(Interrupted("interrupted"), as_json)
+    except OSError as exc:  # the environment (a full disk, a read-only store), not a bug
+        return _fail(_environment_failure(args.command, exc), as_json)
     except LifecycleError as exc:
         if getattr(args, "verbose", 0) and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__, file=sys.stderr)
@@ -193,10 +204,37 @@ def main(argv: Sequence[str] | None = None) -> int:
               "the traceback above", file=sys.stderr)
         return 1
     if as_json:
-        print(json.dumps(result.document, indent=2, sort_keys=False))
+        _print_document(json.dumps(result.document, indent=2, sort_keys=False))
     elif result.text is not None:
         print(result.text)
     return result.exit_code
+
+
+def _print_document(text: str) -> None:
+    """Print the ``--json`` document; a reader that closed the pipe is told about once."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit; point it elsewhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        print("warning: the --json document was not delivered: the reader closed stdout "
+              "(the command itself finished; its exit code stands)", file=sys.stderr)
+
+
+# Who fails when the environment does: the exit code of the phase each command is in.
+_ENVIRONMENT_CODES: dict[str | None, type[LifecycleError]] = {
+    "detect": BuildError, "build": BuildError, "inspect": BaseImageFetchError,
+    "rebase": ExportError, "images": ExportError, "rm": ExportError, "gc": ExportError,
+    "verify": ExportError,
+}
+
+
+def _environment_failure(command: str | None, exc: OSError) -> LifecycleError:
+    cls = _ENVIRONMENT_CODES.get(command, BuildError)
+    return os_failure(cls, command or "run", exc)
 
 
 def entry() -> None:
@@ -216,7 +254,7 @@ def _fail(exc: LifecycleError, as_json: bool) -> int:
 
             doc.update({"passed": False, "group": [], "plan": [],
                         "trials": trials_json(trials)})
-        print(json.dumps(doc, indent=2))
+        _print_document(json.dumps(doc, indent=2))
     return exc.exit_code
 
 
@@ -384,11 +422,10 @@ def _buildpacks_new(args: argparse.Namespace) -> Result:
 
 def cmd_stacks(args: argparse.Namespace) -> Result:
     """``stacks list``, ``stacks build ID [--refresh]``, ``stacks pull ID``."""
-    from lifecycle.image.transports.store import open_store
     from stacks import catalog, provide
 
     known = catalog.load()
-    store = open_store()
+    store = _open_store()
     action = getattr(args, "stacks_action", None) or "list"
     if action == "build":
         stack = known.get(args.id)
@@ -421,12 +458,25 @@ def cmd_stacks(args: argparse.Namespace) -> Result:
     return Result(rows, "\n".join(lines))
 
 
+def _open_store() -> Any:
+    """The local store, refusing a ``HYBRIDLESS_HOME`` that is a file (gc would "succeed")."""
+    import errno
+
+    from lifecycle.image.transports import store
+
+    opened = store.open_store()
+    existing = next((p for p in (opened.root, *opened.root.parents) if os.path.lexists(p)), None)
+    if existing is not None and not existing.is_dir():
+        raise os_failure(ExportError, "use the local store",
+                         NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing)))
+    return opened
+
+
 def cmd_images(args: argparse.Namespace) -> Result:
     """``images``."""
     from lifecycle.image.blobs import Digest
-    from lifecycle.image.transports import store
 
-    images = store.open_store().images()
+    images = _open_store().images()
     lines = [f"{row.reference:<40} {Digest(row.digest).short}  {row.size:>12}" for row in images]
     return Result([row.to_json() for row in images], "\n".join(lines) if lines else None)
 
@@ -434,13 +484,12 @@ def cmd_images(args: argparse.Namespace) -> Result:
 def cmd_rm(args: argparse.Namespace) -> Result:
     """``rm``."""
     from lifecycle.image import reference
-    from lifecycle.image.transports import store
 
     ref = reference.parse(args.ref)
     if ref.transport != "store":
         raise UsageError(f"rm works on the local store; {args.ref!r} is a {ref.transport} "
                          "reference")
-    store.open_store().remove(ref)
+    _open_store().remove(ref)
     log.info("removed %s", ref)
     return Result({"removed": str(ref)})
 
@@ -455,10 +504,9 @@ def _cache_root(args: argparse.Namespace) -> Path:
 def cmd_gc(args: argparse.Namespace) -> Result:
     """``gc``: the store, the build cache, and temps wherever the lifecycle writes them."""
     from lifecycle.cache import layers
-    from lifecycle.image.transports import store
 
     cache = layers.collect(_cache_root(args))
-    report = store.open_store().gc()
+    report = _open_store().gc()
     freed = report.freed + cache.freed
     log.info("removed %d store blob(s) and %d cache blob(s), freed %d bytes",
              len(report.removed), len(cache.removed), freed)
@@ -471,11 +519,10 @@ def cmd_gc(args: argparse.Namespace) -> Result:
 def cmd_verify(args: argparse.Namespace) -> Result:
     """``verify`` (``--repair`` fixes what it can: the next build writes the rest again)."""
     from lifecycle.cache import layers
-    from lifecycle.image.transports import store
 
     root = _cache_root(args)
     cache = layers.verify(root, repair=args.repair)
-    report = store.open_store().verify(repair=args.repair, spares=[layers.cache_blobs(root)])
+    report = _open_store().verify(repair=args.repair, spares=[layers.cache_blobs(root)])
     problems = (*report.problems, *cache.problems)
     for line in problems:
         log.error("%s", line)

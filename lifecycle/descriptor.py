@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lifecycle import safeio
 from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
+from lifecycle.image import tree
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "project.schema.json"
 EVENT_TYPES = ("httpd", "process", "scheduledTask", "launchableTask", "job", "lambdaContainer")
@@ -26,6 +29,8 @@ DEFAULT_CONCURRENCY = 64
 HttpFormat = Literal["apigw-v1", "apigw-v2", "alb", "alb-multi"]
 """The event shapes an ``httpd`` function can receive; the schema's ``http-format`` enum."""
 DEFAULT_HTTP_FORMAT: HttpFormat = "apigw-v1"
+# A descriptor is a few kilobytes; anything near this is not one.
+MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -126,19 +131,24 @@ def find(app_dir: Path, explicit: Path | None = None) -> Path | None:
     if explicit is not None:
         return explicit
     candidate = app_dir / "project.toml"
-    return candidate if candidate.is_file() else None
+    # Anything by that name counts (a FIFO, a link out of the app): load says why it is refused.
+    return candidate if os.path.lexists(candidate) else None
 
 
-def load(path: Path | None, *, validated_cache: Path | None = None) -> Descriptor:
-    """Read, validate and type a descriptor; ``None`` gives the empty descriptor."""
+def load(path: Path | None, *, validated_cache: Path | None = None,
+         root: Path | None = None) -> Descriptor:
+    """Read, validate and type a descriptor; ``None`` gives the empty descriptor.
+
+    ``root`` (the app directory, for a descriptor found there) confines the read to it.
+    """
     if path is None:
         return Descriptor()
     try:
-        raw_bytes = path.read_bytes()
+        raw_bytes = safeio.read_bytes(path, root=root, limit=MAX_BYTES)
     except OSError as exc:
         raise DescriptorSyntaxError(
-            f"failed to read descriptor {path}: {exc.strerror}",
-            hint="pass an existing file to --descriptor, or omit it",
+            f"failed to read descriptor {path}: {safeio.describe(exc)}",
+            hint="pass a regular, readable file to --descriptor, or omit it",
         ) from exc
     data = parse_toml(path, raw_bytes)
     digest = hashlib.sha256(raw_bytes).hexdigest()
@@ -156,6 +166,11 @@ def parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
 
     try:
         return tomli.loads(raw.decode("utf-8"))
+    except RecursionError as exc:  # tomli's own depth limits, or Python's
+        raise DescriptorSyntaxError(
+            f"failed to parse {path}: {exc}",
+            hint="flatten the nested arrays, tables or dotted keys",
+        ) from None
     except UnicodeDecodeError as exc:
         raise DescriptorSyntaxError(
             f"failed to parse {path}: not UTF-8 (byte {exc.start})",
@@ -170,24 +185,59 @@ def parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
 
 def validate(path: Path, data: Mapping[str, Any]) -> None:
     """Check ``data`` against the schema; the first error becomes exit 11 naming the key."""
-    import jsonschema
-
     schema = json.loads(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.path)), e.message))
+    try:
+        errors = sorted(_validator(schema).iter_errors(data),
+                        key=lambda e: (list(map(str, e.path)), e.message))
+    except RecursionError:
+        raise DescriptorSchemaError(
+            f"{path}: values are nested too deeply to check",
+            hint="flatten the nested arrays or tables") from None
     if errors:
         raise DescriptorSchemaError(describe_schema_error(path, errors[0], schema))
     _check_semantics(path, data)
 
 
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """A Draft 2020-12 validator that reads the schema the way ECMA-262 and TOML mean it.
+
+    Two differences from jsonschema's defaults: an ``integer`` is an int, never a float with
+    no fraction (TOML's ``port = 8080.0`` is a float, and ``PORT=8080.0`` breaks the shims);
+    and a pattern's final ``$`` is the end of the string, as in ECMA-262, where Python's ``$``
+    also matches before a trailing newline (``name = "api\n"`` would pass).
+    """
+    import jsonschema
+    from jsonschema import validators
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+
+    def pattern(_validator: Any, regex: str, instance: Any, _schema: Any) -> Any:
+        if isinstance(instance, str) and not re.search(ecma_pattern(regex), instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
+
+    strict = validators.extend(base, validators={"pattern": pattern}, type_checker=checker)
+    return strict(schema)
+
+
+def ecma_pattern(regex: str) -> str:
+    """``regex`` for Python's ``re`` with ECMA-262's meaning of a final ``$``."""
+    if regex.endswith("$") and not regex.endswith("\\$"):
+        return regex[:-1] + r"\Z"
+    return regex
+
+
 def validate_options(path: Path | None, buildpack_id: str, options: Mapping[str, Any],
                      schema: Mapping[str, Any]) -> None:
     """Check one buildpack's ``[io.hybridless.buildpacks."<id>"]`` table against its schema."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(dict(options)),
-                    key=lambda e: (list(map(str, e.path)), e.message))
+    try:
+        errors = sorted(_validator(schema).iter_errors(dict(options)),
+                        key=lambda e: (list(map(str, e.path)), e.message))
+    except RecursionError:
+        raise DescriptorSchemaError(
+            f'{path or "project.toml"}: io.hybridless.buildpacks."{buildpack_id}" is nested '
+            "too deeply to check") from None
     if errors:
         where = path or Path("project.toml")
         message = describe_schema_error(where, errors[0], schema,
@@ -245,16 +295,45 @@ def _pattern_hint(parts: Any, pattern: str) -> str:
                    "(a trailing '.x' is accepted)",
         "health-check-route": "an absolute path starting with '/'",
     }
+    if "\\u0000" in pattern and str(last) not in hints:
+        return "text without NUL characters"
     return hints.get(str(last), f"/{pattern}/")
 
 
 def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
-    """Rules JSON schema cannot say well: unique names, one default, handler or command."""
-    functions = data.get("io", {}).get("hybridless", {}).get("functions", [])
+    """Rules JSON schema cannot say well: unique names, one default, handler or command,
+    handlers inside the app, globs that compile, environments that ``exec`` accepts."""
+    cnb = data.get("io", {}).get("buildpacks", {})
+    for key in ("include", "exclude"):
+        for index, pattern in enumerate(cnb.get(key, ())):
+            problem = tree.pattern_problem(pattern)
+            if problem is not None:
+                raise DescriptorSchemaError(
+                    f"{path}: io.buildpacks.{key}[{index}] = {json.dumps(pattern)} is not a "
+                    f"valid pattern: {problem}")
+    build_env = {e["name"]: e["value"] for e in cnb.get("build", {}).get("env", ())}
+    _check_env_size(path, "io.buildpacks.build.env", build_env)
+    hyb = data.get("io", {}).get("hybridless", {})
+    functions = hyb.get("functions", [])
     seen: set[str] = set()
     defaults = []
     for index, fn in enumerate(functions):
         where = f"io.hybridless.functions[{index}]"
+        handler = fn.get("handler")
+        if handler is not None and not _inside_app(handler.rpartition(".")[0]):
+            raise DescriptorSchemaError(
+                f"{path}: {where}.handler = {json.dumps(handler)} must name a file inside the "
+                "app: a relative path without '..'",
+                hint="write it from the app root, e.g. 'src/handler.handler'")
+        env = {k: _env_str(v) for k, v in fn.get("environment", {}).items()}
+        if "stage" in hyb:
+            env.setdefault("STAGE", hyb["stage"])
+        schedule = fn.get("schedule-input")
+        if schedule is not None:
+            env["HYBRIDLESS_SCHEDULE_INPUT"] = (
+                schedule if isinstance(schedule, str)
+                else json.dumps(schedule, separators=(",", ":"), sort_keys=True))
+        _check_env_size(path, f"{where}.environment", env)
         if fn["name"] in seen:
             raise DescriptorSchemaError(
                 f"{path}: {where}.name = {json.dumps(fn['name'])} is used twice; "
@@ -270,6 +349,34 @@ def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
         raise DescriptorSchemaError(
             f"{path}: io.hybridless.functions: more than one default function "
             f"({', '.join(defaults)}); mark at most one with 'default = true'")
+
+
+# Linux refuses to exec with one "NAME=value" string over 32 pages (MAX_ARG_STRLEN), and with
+# argv plus environment over a quarter of the stack limit (2 MiB by default). The run image
+# and the shims add their own variables, so the project gets half of that.
+MAX_ENV_ENTRY = 128 * 1024
+MAX_ENV_TOTAL = 1024 * 1024
+
+
+def _check_env_size(path: Path, where: str, env: Mapping[str, str]) -> None:
+    total = 0
+    for key, value in env.items():
+        size = len(key.encode()) + 1 + len(value.encode("utf-8", "surrogatepass")) + 1
+        if size > MAX_ENV_ENTRY:
+            raise DescriptorSchemaError(
+                f"{path}: {where}.{key} is {size} bytes; exec refuses an environment entry "
+                f"over {MAX_ENV_ENTRY} bytes", hint="ship large values as a file in the app")
+        total += size + 8  # the pointer each entry costs in envp
+    if total > MAX_ENV_TOTAL:
+        raise DescriptorSchemaError(
+            f"{path}: {where} adds up to {total} bytes; keep a function's environment under "
+            f"{MAX_ENV_TOTAL} bytes so that exec accepts it",
+            hint="ship large values as a file in the app")
+
+
+def _inside_app(file: str) -> bool:
+    parts = file.replace("\\", "/").split("/")
+    return bool(file) and not file.startswith(("/", "\\")) and ".." not in parts
 
 
 def from_mapping(path: Path | None, data: Mapping[str, Any]) -> Descriptor:

@@ -5,6 +5,8 @@ Messages read "failed to <action>: <cause>" and, where a user can act, end with 
 
 from __future__ import annotations
 
+import errno
+
 
 class LifecycleError(Exception):
     """Base of every error the CLI turns into an exit code without a traceback."""
@@ -115,3 +117,38 @@ class ContainerStartFailed(LifecycleError):
     """``run`` or ``invoke`` failed before the container started (as ``docker run`` uses 125)."""
 
     exit_code = 125
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free space on that filesystem, or point --cache-dir or HYBRIDLESS_HOME at "
+                  "another one",
+    errno.EDQUOT: "free space within your quota, or point --cache-dir or HYBRIDLESS_HOME at "
+                  "another filesystem",
+    errno.EROFS: "make that path writable, or point --cache-dir or HYBRIDLESS_HOME elsewhere",
+    errno.EACCES: "give this user access to that path (read for the app, write for the cache "
+                  "and the store)",
+    errno.EPERM: "give this user access to that path",
+    errno.ENOTDIR: "a file stands where a directory is needed: --cache-dir, XDG_CACHE_HOME and "
+                   "HYBRIDLESS_HOME must name directories",
+    errno.EEXIST: "a file stands where a directory is needed: --cache-dir, XDG_CACHE_HOME and "
+                  "HYBRIDLESS_HOME must name directories",
+    errno.ENOENT: "a file disappeared while the command ran; run it again",
+    errno.ENAMETOOLONG: "shorten the path, or flatten the directories",
+    errno.ELOOP: "remove the symlink loop",
+}
+
+
+def os_failure(cls: type[LifecycleError], action: str, exc: OSError) -> LifecycleError:
+    """A one-line error of class ``cls`` for an OSError the environment caused.
+
+    Full disks, read-only or missing directories and files removed mid-build are not bugs:
+    they get the phase's exit code, the path and what to do, instead of a traceback.
+    """
+    where = f": {_short(str(exc.filename))}" if exc.filename else ""
+    reason = exc.strerror or type(exc).__name__
+    return cls(f"failed to {action}: {reason}{where}", hint=_OS_HINTS.get(exc.errno or 0))
+
+
+def _short(path: str, keep: int = 120) -> str:
+    """A path cut in the middle when long (ENAMETOOLONG paths run to kilobytes)."""
+    return path if len(path) <= 2 * keep else f"{path[:keep]}…{path[-keep:]}"

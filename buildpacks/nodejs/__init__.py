@@ -53,10 +53,11 @@ from lifecycle.hookspecs import (
 
 BUILDPACK_ID = "hybridless/nodejs"
 VERSION_LABEL = "io.hybridless.nodejs"
-# Kept out of the app layer: installed dependencies (they are a layer), files that carry
-# credentials, and editor, CI and test-run leftovers.
+# Kept out of the app layer: installed dependencies (they are a layer), and editor, CI and
+# test-run leftovers. Credentials (.npmrc, .env…) are on the engine's secrets list
+# (lifecycle.exclusions), which every buildpack shares.
 APP_EXCLUDE = (
-    "node_modules/", ".npmrc", ".yarnrc", ".yarnrc.yml", ".env", ".env.*", ".pnpm-store/",
+    "node_modules/", ".pnpm-store/",
     ".yarn/cache/", ".npm/", ".github/", ".vscode/", ".idea/", "coverage/", ".nyc_output/",
     ".eslintcache", "npm-debug.log*", "yarn-error.log", ".DS_Store",
 )

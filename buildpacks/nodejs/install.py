@@ -23,6 +23,7 @@ from typing import Any
 
 from buildpacks.nodejs.layers import file_sha256
 from buildpacks.nodejs.project import NodeProject
+from lifecycle import safeio
 from lifecycle.errors import BuildpackFailed
 from lifecycle.hookspecs import BuildContext
 
@@ -116,7 +117,7 @@ def install_into(ctx: BuildContext, project: NodeProject, install: Install, targ
     target.mkdir(parents=True, exist_ok=True)
     staged: list[Path] = []
     for name in ("package.json", project.lockfile, *CONFIG_FILES):
-        if name and (project.app_dir / name).is_file():
+        if name and safeio.is_regular(project.app_dir / name, root=project.app_dir):
             shutil.copyfile(project.app_dir / name, target / name)
             staged.append(target / name)
     for source in sorted(project.app_dir.iterdir()):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifecycle import safeio
 from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
 
@@ -45,18 +46,19 @@ class NodeProject:
         """Read ``package.json`` (if any) and find the lockfile."""
         manifest = app_dir / "package.json"
         package: Mapping[str, Any] = {}
-        if manifest.is_file():
+        if safeio.is_regular(manifest, root=app_dir):
             package = parse_manifest(manifest)
         lockfile, manager = None, "npm"
         for name, tool in LOCKFILES:
-            if (app_dir / name).is_file():
+            if safeio.is_regular(app_dir / name, root=app_dir):
                 lockfile, manager = name, tool
                 break
         if lockfile is None and isinstance(package.get("packageManager"), str):
             # corepack's field ("pnpm@9.1.0") names the tool even before a lockfile exists.
             named = package["packageManager"].split("@", 1)[0]
             manager = named if named in ("npm", "yarn", "pnpm") else "npm"
-        return cls(app_dir, package, manifest.is_file(), lockfile, manager)
+        return cls(app_dir, package, safeio.is_regular(manifest, root=app_dir), lockfile,
+                   manager)
 
     @property
     def scripts(self) -> Mapping[str, str]:
@@ -84,7 +86,7 @@ class NodeProject:
 def parse_manifest(path: Path) -> Mapping[str, Any]:
     """``package.json`` as a mapping; a broken one fails the build with the parser's words."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(safeio.read_text(path, root=path.parent))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise BuildpackFailed(f"failed to read {path.name}: {exc}",
                               hint="fix package.json so that `npm install` accepts it") from exc
@@ -130,9 +132,10 @@ def infer_function(app_dir: Path) -> Function | None:
 
     The inference rule of docs/reference.md §3.
     """
-    existing = [name for name in INFERRED_HANDLER_FILES if (app_dir / name).is_file()]
+    existing = [name for name in INFERRED_HANDLER_FILES
+                if safeio.is_regular(app_dir / name, root=app_dir)]
     for name in existing:
-        text = (app_dir / name).read_text(encoding="utf-8", errors="replace")
+        text = safeio.read_text(app_dir / name, root=app_dir, errors="replace")
         if _EXPORTS_HANDLER.search(text):
             return _inferred(name)
     return _inferred(existing[0]) if existing else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from buildpacks.nodejs.semver import Range, RangeError, Version
+from lifecycle import safeio
 from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
 
@@ -97,8 +98,8 @@ def requested_version(functions: Iterable[Function], package: Mapping[str, Any],
     if isinstance(engines, Mapping) and isinstance(engines.get("node"), str):
         return NodeVersion(engines["node"].strip(), "package.json engines.node")
     nvmrc = app_dir / ".nvmrc"
-    if nvmrc.is_file():
-        text = nvmrc.read_text(encoding="utf-8", errors="replace").strip()
+    if safeio.is_regular(nvmrc, root=app_dir):
+        text = safeio.read_text(nvmrc, root=app_dir, limit=4096, errors="replace").strip()
         if text:
             return NodeVersion(text.splitlines()[0].strip(), ".nvmrc")
     return NodeVersion("*", "default")

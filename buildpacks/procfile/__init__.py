@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from lifecycle import safeio
 from lifecycle.descriptor import Function
 from lifecycle.errors import BuildError
 from lifecycle.functions import hybridless_env
@@ -31,7 +32,13 @@ LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\s*:\s*(?P<command>\S.*)
 def parse_procfile(path: Path) -> list[tuple[str, str]]:
     """``name: command`` lines; blank lines and ``#`` comments are skipped."""
     entries: list[tuple[str, str]] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = safeio.read_text(path, root=path.parent, limit=1024 * 1024)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = safeio.describe(exc) if isinstance(exc, OSError) else "it is not UTF-8"
+        raise BuildError(f"failed to read {path.name}: {why}",
+                         hint="make the Procfile a readable UTF-8 file inside the app") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

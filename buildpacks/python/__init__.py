@@ -32,12 +32,9 @@ from lifecycle.hookspecs import (
     hookimpl,
 )
 
-APP_EXCLUDE = (
-    # Credentials: used by pip during the build, never shipped.
-    "pip.conf", "pip.ini", ".pypirc", ".netrc", ".env", ".env.*",
-    # Host artefacts: bytecode with host timestamps and paths, a host virtualenv.
-    "__pycache__", ".venv",
-)
+# Host artefacts: bytecode with host timestamps and paths, a host virtualenv. Credentials
+# (pip.conf, .netrc, .env…) are on the engine's secrets list (lifecycle.exclusions).
+APP_EXCLUDE = ("__pycache__", ".venv")
 
 
 class PythonBuildpack:

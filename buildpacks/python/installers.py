@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildpacks.python.project import Manifest
+from lifecycle import safeio
 from lifecycle.errors import BuildpackFailed
 from lifecycle.hookspecs import BuildContext
 
@@ -67,10 +68,10 @@ def extra_config(app_dir: Path) -> dict[str, str]:
     """Point pip at the app's own ``pip.conf``/``.netrc``, which never reach the image."""
     env: dict[str, str] = {}
     for name in ("pip.conf", "pip.ini"):
-        if (app_dir / name).is_file():
+        if safeio.is_regular(app_dir / name, root=app_dir):
             env["PIP_CONFIG_FILE"] = str(app_dir / name)
             break
-    if (app_dir / ".netrc").is_file():
+    if safeio.is_regular(app_dir / ".netrc", root=app_dir):
         env["NETRC"] = str(app_dir / ".netrc")
     return env
 

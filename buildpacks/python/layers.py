@@ -24,6 +24,7 @@ from buildpacks.python import installers
 from buildpacks.python.installers import Interpreter
 from buildpacks.python.project import Manifest
 from buildpacks.python.versions import PythonVersion
+from lifecycle import safeio
 from lifecycle.hookspecs import BuildContext, Layer
 
 SHIM_SOURCE = Path(__file__).resolve().parent / "shim" / "hybridless_shim"
@@ -38,7 +39,7 @@ def digest_files(root: Path, names: list[str] | tuple[str, ...]) -> str:
     """sha256 over the names and bytes of app-relative files, in the given order."""
     h = hashlib.sha256()
     for name in names:
-        data = (root / name).read_bytes()
+        data = safeio.read_bytes(root / name, root=root)
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return f"sha256:{h.hexdigest()}"
@@ -60,8 +61,8 @@ def installer_env_digest(env: Mapping[str, str], app_dir: Path) -> str:
     for key in sorted(k for k in env if k.startswith(_SECRET_ENV_PREFIXES)):
         h.update(f"{key}={env[key]}\0".encode())
     for name in ("pip.conf", "pip.ini"):
-        if (app_dir / name).is_file():
-            h.update(name.encode() + b"\0" + (app_dir / name).read_bytes())
+        if safeio.is_regular(app_dir / name, root=app_dir):
+            h.update(name.encode() + b"\0" + safeio.read_bytes(app_dir / name, root=app_dir))
     return f"sha256:{h.hexdigest()}"
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifecycle import safeio
 from lifecycle.descriptor import Descriptor, Function
 from lifecycle.errors import BuildpackFailed
 
@@ -96,7 +97,7 @@ def parse_pyproject(path: Path) -> Mapping[str, Any]:
     import tomli
 
     try:
-        return tomli.loads(path.read_text(encoding="utf-8"))
+        return tomli.loads(safeio.read_text(path, root=path.parent))
     except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError) as exc:
         raise BuildpackFailed(f"failed to read {path.name}: {exc}",
                               hint="fix pyproject.toml so that pip accepts it") from exc
@@ -111,12 +112,13 @@ def requirement_files(app_dir: Path, first: str) -> list[str]:
         if name in found:
             continue
         path = app_dir / name
-        if not path.is_file():
-            raise BuildpackFailed(f"failed to read requirements: {name} is missing",
+        if not safeio.is_regular(path, root=app_dir):
+            raise BuildpackFailed(f"failed to read requirements: {name} is missing, outside "
+                                  "the app or not a regular file",
                                   hint="a -r/-c line names a file that is not in the app")
         found.append(name)
         base = Path(name).parent
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in safeio.read_text(path, root=app_dir, errors="replace").splitlines():
             match = _INCLUDE.match(line)
             if match:
                 pending.append((base / match[1]).as_posix())
@@ -125,7 +127,7 @@ def requirement_files(app_dir: Path, first: str) -> list[str]:
 
 def _requirement_lines(path: Path) -> list[str]:
     lines = (line.split("#", 1)[0].strip()
-             for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+             for line in safeio.read_text(path, errors="replace").splitlines())
     return [line for line in lines if line]
 
 
@@ -166,10 +168,11 @@ def infer_function(app_dir: Path) -> Function | None:
     When no candidate visibly defines it (it may be imported), the first existing one is used
     (docs/reference.md §3).
     """
-    existing = [name for name in INFERRED_HANDLER_FILES if (app_dir / name).is_file()]
+    existing = [name for name in INFERRED_HANDLER_FILES
+                if safeio.is_regular(app_dir / name, root=app_dir)]
     for name in existing:
-        if _DEFINES_HANDLER.search((app_dir / name).read_text(encoding="utf-8",
-                                                              errors="replace")):
+        if _DEFINES_HANDLER.search(safeio.read_text(app_dir / name, root=app_dir,
+                                                    errors="replace")):
             return _inferred(name)
     return _inferred(existing[0]) if existing else None
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifecycle import safeio
 from lifecycle.descriptor import Function
 from lifecycle.errors import BuildpackFailed
 
@@ -56,9 +57,9 @@ def select(functions: Iterable[Function], app_dir: Path, requires_python: str | 
                                         f"runtime of function '{name}'"),
                              f"runtime of function '{name}'")
     pinned = app_dir / ".python-version"
-    if pinned.is_file():
-        lines = [line.strip() for line in pinned.read_text(encoding="utf-8",
-                                                              errors="replace").splitlines()]
+    if safeio.is_regular(pinned, root=app_dir):
+        lines = [line.strip() for line in safeio.read_text(pinned, root=app_dir, limit=4096,
+                                                           errors="replace").splitlines()]
         wanted = next((line for line in lines if line and not line.startswith("#")), "")
         if wanted:
             return PythonVersion(_supported(wanted, ".python-version"), ".python-version")

@@ -405,8 +405,11 @@ def _store_names(store: str, names: Sequence[str], digest: str) -> bool:
         return False
     try:
         index = json.loads((Path(store) / "index.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list) or \
+            not all(isinstance(e, dict) for e in index["manifests"]):
+        return False  # a damaged index: a full build says what is wrong with it
     named: dict[str, set[str]] = {}
     for entry in index.get("manifests") or ():
         # transports.oci_layout.ref_name's rule, read here without importing the image model.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,6 +383,11 @@ def from_manifest(manifest_bytes: bytes, config_bytes: bytes, source: BlobSource
             f"failed to read image: unsupported manifest (schemaVersion "
             f"{manifest.get('schemaVersion')!r}, mediaType {media_type!r})"
         )
+    problem = _shape_problem(manifest, config)
+    if problem is not None:
+        raise BaseImageFetchError(f"failed to read image: {problem}",
+                                  hint="the image was written by a broken or hostile tool; "
+                                       "use another run image")
     wanted = manifest.get("config", {}).get("digest")
     if wanted != digest_of(config_bytes):
         raise BaseImageFetchError(
@@ -405,6 +411,65 @@ def from_manifest(manifest_bytes: bytes, config_bytes: bytes, source: BlobSource
                 f"{layer.media_type!r}"
             )
     return Image(config_bytes, layers, manifest_bytes)
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_STRING_LISTS = ("Env", "Entrypoint", "Cmd")
+_STRINGS = ("User", "WorkingDir", "StopSignal")
+
+
+def _shape_problem(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """What is wrongly typed in the fields this engine reads, or None.
+
+    Checked once here so that the image model never meets ``"Env": 5`` or a layer digest
+    such as ``sha256:../..``, which would name a path when the blob is looked up.
+    """
+    descriptor = manifest.get("config")
+    if not isinstance(descriptor, dict) or not _is_digest(descriptor.get("digest")):
+        return "manifest config is not a descriptor with a sha256 digest"
+    layers = manifest.get("layers", [])
+    if not isinstance(layers, list):
+        return "manifest layers is not a list"
+    for number, layer in enumerate(layers):
+        where = f"manifest layers[{number}]"
+        if not isinstance(layer, dict):
+            return f"{where} is not an object"
+        if not _is_digest(layer.get("digest")):
+            return f"{where}.digest = {layer.get('digest')!r} is not sha256:<64 hex digits>"
+        size = layer.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return f"{where}.size = {size!r} is not a byte count"
+        if not isinstance(layer.get("mediaType"), str):
+            return f"{where}.mediaType is not a string"
+    rootfs = config.get("rootfs", {})
+    diff_ids = rootfs.get("diff_ids", []) if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(_is_digest(d) for d in diff_ids):
+        return "config rootfs.diff_ids is not a list of sha256 digests"
+    history = config.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return "config history is not a list of objects"
+    inner = config.get("config", {})
+    if inner is None:
+        return None
+    if not isinstance(inner, dict):
+        return "config config is not an object"
+    for key in _STRING_LISTS:
+        value = inner.get(key)
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(v, str) for v in value)):
+            return f"config config.{key} is not a list of strings"
+    for key in _STRINGS:
+        if inner.get(key) is not None and not isinstance(inner[key], str):
+            return f"config config.{key} is not a string"
+    labels = inner.get("Labels")
+    if labels is not None and (not isinstance(labels, dict)
+                               or not all(isinstance(v, str) for v in labels.values())):
+        return "config config.Labels is not an object of strings"
+    return None
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def platform_matches(platform: Mapping[str, Any] | None, wanted: str) -> bool:

@@ -21,6 +21,7 @@ left to wait for.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import struct
@@ -347,6 +348,17 @@ def _source(entry: Entry) -> Iterator[int]:
             os.close(fd)
     except (IsADirectoryError, BlockingIOError):
         raise _changed(entry) from None
+    except FileNotFoundError:
+        raise BuildError(
+            f"failed to write a layer: {entry.source} was removed while it was being archived",
+            hint="stop whatever is changing the directory and build again") from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise BuildError(
+            f"failed to write a layer: {entry.source} was replaced by a symlink while it was "
+            "being archived", hint="stop whatever is changing the directory and build again",
+        ) from None
 
 
 def _changed(entry: Entry) -> BuildError:

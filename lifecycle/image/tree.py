@@ -22,6 +22,12 @@ Selection rules, applied to paths relative to ``root`` with ``/`` separators:
   to them (so ``src/**`` brings ``src`` and everything in it).
 - ``exclude`` is applied after ``include``: a matching path is dropped, and a matching
   directory drops its subtree.
+- ``secrets`` (the engine's list, :mod:`lifecycle.exclusions`) is applied like ``exclude``,
+  except to paths that an *explicit* include pattern matches (one whose last part is not just
+  ``*`` or ``**``); each path it drops that would otherwise have gone in is passed to
+  ``on_secret``, a directory once for its whole subtree.
+- Names are checked for UTF-8 only once a path is selected, so an odd name inside an excluded
+  directory does not fail the scan.
 
 Kinds: regular files, directories and symlinks go in. Symlinks are never followed (a symlink to
 a directory stays a symlink). Files that share an inode become one ``file`` entry (the first in
@@ -57,6 +63,9 @@ Kind = Literal["file", "dir", "symlink", "hardlink"]
 # Linux gives up with ELOOP after this many symlink hops; a chain that long cannot reach a file
 # at run time, so it cannot escape either.
 _MAX_HOPS = 40
+# The walk recurses once per level. Nothing an app needs is this deep, and refusing it here
+# keeps a hostile tree from exhausting Python's stack (a traceback) long before PATH_MAX.
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,8 @@ def scan(
     confine: bool = True,
     app_modes: bool = False,
     warn: Callable[[str], None] | None = None,
+    secrets: Sequence[str] = (),
+    on_secret: Callable[[str], None] | None = None,
 ) -> list[Entry]:
     """Scan ``root`` into the sorted entries of a layer that places it at ``prefix``."""
     if not root.is_dir():
@@ -101,11 +112,16 @@ def scan(
         root=str(root),
         include=_Patterns(include),
         exclude=_Patterns(exclude),
+        secrets=_Patterns(secrets),
+        explicit=_Patterns([p for p in include if _explicit(p)]),
+        on_secret=on_secret or (lambda _rel: None),
         confine=confine,
         app_modes=app_modes,
         warn=warn or (lambda _message: None),
     )
     scanner.walk(scanner.root, "", inherited=not include)
+    for rel in sorted(scanner.secret_hits, key=lambda rel: rel.encode("utf-8", "surrogateescape")):
+        scanner.on_secret(rel)
     found = sorted(scanner.found, key=lambda item: item.rel.encode("utf-8"))
 
     entries = parents(prefix)
@@ -140,13 +156,23 @@ class _Scanner:
     root: str
     include: _Patterns
     exclude: _Patterns
+    secrets: _Patterns
+    explicit: _Patterns
+    on_secret: Callable[[str], None]
     confine: bool
     app_modes: bool
     warn: Callable[[str], None]
     found: list[_Found] = field(default_factory=list)
+    secret_hits: list[str] = field(default_factory=list)
 
-    def walk(self, host_dir: str, rel_dir: str, *, inherited: bool) -> bool:
+    def walk(self, host_dir: str, rel_dir: str, *, inherited: bool, depth: int = 0) -> bool:
         """Collect one directory's selected children; True when any was selected."""
+        if depth > MAX_DEPTH:
+            shown = os.fsencode(rel_dir[:120]).decode("utf-8", "backslashreplace")
+            raise BuildError(
+                f"failed to scan {self.root}: directories nested deeper than {MAX_DEPTH} "
+                f"levels ({shown}…)",
+                hint="flatten the tree, or exclude that directory in project.toml")
         try:
             with os.scandir(host_dir) as listing:
                 children = list(listing)
@@ -160,15 +186,20 @@ class _Scanner:
             if child.name == ".git":
                 continue
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
-            _check_name(self.root, rel)
             st = child.stat(follow_symlinks=False)
             fmt = stat.S_IFMT(st.st_mode)
             is_dir = fmt == stat.S_IFDIR
             if self.exclude.match(rel, is_dir=is_dir):
                 continue
             included = inherited or self.include.match(rel, is_dir=is_dir)
+            if self.secrets.match(rel, is_dir=is_dir) and \
+                    not self.explicit.match(rel, is_dir=is_dir):
+                if included:
+                    self.secret_hits.append(rel + "/" if is_dir else rel)
+                continue
+            _check_name(self.root, rel)
             if is_dir:
-                if self.walk(child.path, rel, inherited=included) or included:
+                if self.walk(child.path, rel, inherited=included, depth=depth + 1) or included:
                     self.found.append(_Found(rel, "dir", self._mode(st.st_mode, is_dir=True)))
                     selected = True
                 continue
@@ -187,7 +218,8 @@ class _Scanner:
                     self._refuse_escape(rel, target)
                 self.found.append(_Found(rel, "symlink", st.st_mode & 0o7777, target=target))
             else:
-                self.warn(f"skipped {rel}: a {_special_kind(fmt)} cannot go into a layer")
+                shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                self.warn(f"skipped {shown}: a {_special_kind(fmt)} cannot go into a layer")
                 continue
             selected = True
         return selected
@@ -259,6 +291,21 @@ class _Patterns:
         )
 
 
+def _explicit(pattern: str) -> bool:
+    """Whether a pattern names something rather than matching everything below a point."""
+    last = pattern.strip("/").rpartition("/")[2]
+    return last not in ("", "*", "**")
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid include/exclude pattern, or None when it is."""
+    try:
+        _compile(pattern)
+    except BuildError as exc:
+        return exc.message.partition(": ")[2]
+    return None
+
+
 def _compile(pattern: str) -> tuple[re.Pattern[str], bool]:
     if pattern.startswith("!"):
         raise BuildError(
@@ -285,7 +332,13 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], bool]:
         if not first and segments[index - 1] != "**":
             regex += "/"
         regex += _segment(segment)
-    return re.compile(regex, re.DOTALL), dirs_only
+    try:
+        return re.compile(regex, re.DOTALL), dirs_only
+    except re.error as exc:  # a character class such as [z-a]
+        raise BuildError(
+            f"failed to read the include/exclude pattern {pattern!r}: {exc}",
+            hint="fix the pattern in project.toml; see docs/reference.md §3",
+        ) from None
 
 
 def _segment(segment: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.descriptor import Descriptor, Function
-from lifecycle.errors import BuildpackDetectError, DetectFailed
+from lifecycle.errors import BuildpackDetectError, DetectFailed, LifecycleError
 from lifecycle.hookspecs import DetectContext, DetectResult, PlanEntry
 from lifecycle.plugins import Loaded, Registry
 
@@ -136,6 +136,10 @@ def _vote(loaded: Loaded, app_dir: Path, descriptor: Descriptor,
                         if hasattr(log, "getChild") else log)
     try:
         result = bp.detect(ctx)
+    except LifecycleError as exc:
+        # The buildpack refused the app on purpose (an unreadable Procfile): its own words.
+        raise BuildpackDetectError(f"failed to detect: buildpack '{bp.id}': {exc.message}",
+                                   hint=exc.hint) from exc
     except Exception as exc:
         raise BuildpackDetectError(
             f"failed to detect: buildpack '{bp.id}' {bp.version} raised "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle import __version__
+from lifecycle import __version__, exclusions
 from lifecycle.cache import appindex
 from lifecycle.cache.appindex import AppIndex
 from lifecycle.cache.layers import BlobInfo
@@ -36,9 +36,11 @@ from lifecycle.phases.label import (
     RunImage,
 )
 from lifecycle.phases.report import ExportedLayer
+from lifecycle.revision import git_revision
 
 TASK_ROOT = "/var/task"
-# The app is never writable by the image's user; buildpack-declared excludes add to these.
+# Always out of the app layer; the secrets list (lifecycle.exclusions) comes on top, and
+# the descriptor's and buildpacks' excludes add to both.
 DEFAULT_EXCLUDES = (".git",)
 
 
@@ -124,11 +126,14 @@ def _app_layer(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, blobs
     """The app layer's blob; re-referenced without reading files when the stat index allows."""
     started = appindex.now_ns()
     exclude = (*DEFAULT_EXCLUDES, *descriptor.exclude, *built.app_exclude)
+    secrets = exclusions.patterns(app_dir, descriptor.path)
     entries = tree.scan(app_dir, prefix=TASK_ROOT.lstrip("/"), include=descriptor.include,
-                        exclude=exclude, confine=True, app_modes=True, warn=log.warning)
+                        exclude=exclude, confine=True, app_modes=True, warn=log.warning,
+                        secrets=secrets,
+                        on_secret=lambda rel: log.warning("%s", exclusions.message(rel)))
     entries = with_links(entries, built.app_links)
-    shape = {"include": descriptor.include, "exclude": exclude, "mtime": mtime,
-             "compressor": tarball.COMPRESSOR}
+    shape = {"include": descriptor.include, "exclude": exclude, "secrets": secrets,
+             "mtime": mtime, "compressor": tarball.COMPRESSOR}
     key, newest = appindex.scan_key(entries, shape)
     scan = appindex.Scan(entries, started, key, newest)
     if app_index is not None:
@@ -188,29 +193,6 @@ def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
         revision=git_revision(app_dir),
         compressor=tarball.COMPRESSOR,
     )
-
-
-def git_revision(app_dir: Path) -> str | None:
-    """HEAD's commit when the app is a git work tree, read without starting ``git``."""
-    git = app_dir / ".git"
-    try:
-        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
-            git = (app_dir / git.read_text().split(":", 1)[1].strip()).resolve()
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head or None
-        ref = head[5:]
-        loose = git / ref
-        if loose.is_file():
-            return loose.read_text().strip()
-        packed = git / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text().splitlines():
-                if line.endswith(" " + ref):
-                    return line.split(" ", 1)[0]
-    except (OSError, IndexError):
-        return None
-    return None
 
 
 def _layer(blobs: BlobDir, blob: BlobInfo) -> image.Layer:

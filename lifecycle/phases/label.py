@@ -50,8 +50,13 @@ class RunImage:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunImage:
         """Parse the label's ``run-image`` object."""
-        return cls(str(data["reference"]), str(data["digest"]), int(data["layers"]),
-                   data.get("top-layer"))
+        layers = data["layers"]
+        if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
+            raise ValueError(f"run-image.layers = {layers!r} is not a layer count")
+        top = data.get("top-layer")
+        if top is not None and not isinstance(top, str):
+            raise ValueError(f"run-image.top-layer = {top!r} is not a diff_id")
+        return cls(str(data["reference"]), str(data["digest"]), layers, top)
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,10 @@ def read(labels: Mapping[str, str], ref: object) -> BuildLabel | None:
         return None
     try:
         return BuildLabel.from_json(loads(text))
+    except RecursionError:
+        raise UsageError(f"failed to read the {BUILD_LABEL} label of {ref}: it is nested too "
+                         "deeply", hint="the label was not written by hybridless-lifecycle, "
+                                        "or was edited") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"failed to read the {BUILD_LABEL} label of {ref}: "
                          f"{type(exc).__name__}: {exc}",

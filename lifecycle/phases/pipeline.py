@@ -7,6 +7,7 @@ inputs from the command line and hands each phase's output to the next.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
 from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
-from lifecycle.errors import BaseImageNotFound, UsageError
+from lifecycle.errors import (
+    BaseImageNotFound,
+    BuildError,
+    ExportError,
+    LifecycleError,
+    UsageError,
+    os_failure,
+)
 from lifecycle.executor import HostExecutor, host_env
 from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import build
@@ -56,6 +64,10 @@ class BuildInputs:
     """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
 
 
+# fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
     """``--env K=V`` pairs; ``--env K`` takes K from the caller's environment."""
     import os
@@ -63,7 +75,7 @@ def parse_env(pairs: Iterable[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        if not _ENV_NAME.fullmatch(key):
             raise UsageError(f"--env {pair!r}: expected NAME=VALUE with a valid variable name")
         if not sep:
             if key not in os.environ:
@@ -81,7 +93,8 @@ def prepare(inputs: Inputs, log: logging.Logger) -> tuple[Path, Descriptor, Path
         raise UsageError(f"app directory {inputs.app_dir} does not exist or is not a directory")
     cache_root = inputs.cache_dir or cache_mod.default_root()
     path = descriptor_mod.find(app_dir, inputs.descriptor_path)
-    desc = descriptor_mod.load(path, validated_cache=paths.CacheLayout(cache_root).descriptors)
+    desc = descriptor_mod.load(path, validated_cache=paths.CacheLayout(cache_root).descriptors,
+                               root=app_dir if inputs.descriptor_path is None else None)
     log.debug("descriptor: %s", path or "none")
     return app_dir, desc, cache_root
 
@@ -140,22 +153,31 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
 
     started = time.monotonic()
     mtime = source_date_epoch()
-    project = cache_mod.ProjectCache(cache_root,
-                                     cache_mod.project_key(desc.id, app_dir))
-    with project.locked():
-        built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
-                      base_env={**host_env(), **desc.build_env, **inputs.env},
-                      stack=stack, mtime=mtime, log=log, stack_provides=chosen.provides)
-        timings["build"] = time.monotonic() - started
+    phase: tuple[type[LifecycleError], str] = (BuildError, f"use the build cache {cache_root}")
+    # A full disk, a read-only cache or store, a file removed mid-build: the environment, not
+    # a bug, so the phase's exit code and the path instead of a traceback.
+    try:
+        project = cache_mod.ProjectCache(cache_root,
+                                         cache_mod.project_key(desc.id, app_dir))
+        with project.locked():
+            phase = (BuildError, "build")
+            built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
+                          base_env={**host_env(), **desc.build_env, **inputs.env},
+                          stack=stack, mtime=mtime, log=log,
+                          stack_provides=chosen.provides)
+            timings["build"] = time.monotonic() - started
 
-        started = time.monotonic()
-        exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
-                          blobs=project.blobs,
-                          stack=stack, mtime=mtime, default_process=options.default_process,
-                          log=log, app_index=AppIndex(project.project_dir / "app-index.json"))
-        log.info("writing %s", dest)
-        digest = transports.write_image(exported.image, dest, tags=tags, progress=log.info,
-                                        registry=options.registry)
+            started = time.monotonic()
+            phase = (ExportError, "export")
+            exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
+                              blobs=project.blobs, stack=stack, mtime=mtime,
+                              default_process=options.default_process, log=log,
+                              app_index=AppIndex(project.project_dir / "app-index.json"))
+            log.info("writing %s", dest)
+            digest = transports.write_image(exported.image, dest, tags=tags,
+                                            progress=log.info, registry=options.registry)
+    except OSError as exc:
+        raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = time.monotonic() - started
 
     report = BuildReport(

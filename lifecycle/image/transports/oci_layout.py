@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from lifecycle.image.reference import DEFAULT_TAG, Reference
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 PROGRESS_STEP = 64 << 20
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 Progress = Callable[[str], None]
 
@@ -53,6 +56,46 @@ Progress = Callable[[str], None]
 def empty_index() -> dict[str, Any]:
     """An ``index.json`` document with no entries."""
     return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def checked_index(value: Any) -> dict[str, Any]:
+    """``value`` when it is an index whose entries can be used; else ValueError saying why.
+
+    A truncated write, a hand edit or a hostile layout must not reach code that indexes into
+    the document (``[]`` or ``{"manifests": 5}``), nor a digest that is a path
+    (``sha256:../..``) reach a blob lookup.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"is a JSON {type(value).__name__}, not an object")
+    entries = value.get("manifests", [])
+    if not isinstance(entries, list):
+        raise ValueError("has a 'manifests' that is not a list")
+    for number, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"has manifests[{number}] that is not an object")
+        digest = entry.get("digest")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise ValueError(f"has manifests[{number}].digest = {digest!r}, not "
+                             "sha256:<64 hex digits>")
+        annotations = entry.get("annotations", {})
+        if not isinstance(annotations, dict):
+            raise ValueError(f"has manifests[{number}].annotations that is not an object")
+    return value
+
+
+def load_index(path: Path) -> dict[str, Any]:
+    """Read and check an ``index.json``; FileNotFoundError when absent, ValueError when bad."""
+    raw = path.read_bytes()
+    try:
+        value = jsonutil.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"is not valid JSON ({error.msg} at byte {error.pos} of "
+                         f"{len(raw)})") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"is not UTF-8 ({error.reason})") from None
+    return checked_index(value)
 
 
 def ref_name(entry: Mapping[str, Any]) -> str | None:
@@ -248,10 +291,18 @@ class Layout:
     def index(self) -> dict[str, Any]:
         """The current ``index.json`` document (an empty one when there is none yet)."""
         try:
-            value: dict[str, Any] = jsonutil.loads(self.index_path.read_bytes())
+            return load_index(self.index_path)
         except FileNotFoundError:
             return empty_index()
-        return value
+        except ValueError as error:
+            raise ExportError(
+                f"failed to use the image layout {self.root}: its index.json {error}",
+                hint="restore index.json from a backup, or move it away and write the images "
+                     "again (their blobs stay until gc)") from None
+        except OSError as error:
+            raise ExportError(
+                f"failed to read {self.index_path}: {error.strerror}",
+                hint="check the permissions of the layout directory") from None
 
     def tags(self) -> list[str]:
         """Every tag named in the index, sorted."""
@@ -264,10 +315,14 @@ class Layout:
                 f"failed to read image {where}: {self.root} is not an OCI layout (no index.json)"
             )
         try:
-            index = jsonutil.loads(self.index_path.read_bytes())
+            index = load_index(self.index_path)
         except ValueError as error:
             raise BaseImageFetchError(
-                f"failed to read image {where}: bad index.json: {error}"
+                f"failed to read image {where}: its index.json {error}"
+            ) from error
+        except OSError as error:
+            raise BaseImageFetchError(
+                f"failed to read image {where}: {self.index_path}: {error.strerror}"
             ) from error
         return resolve(index, tag, platform, self.blobs.read, where, self.blobs)
 

@@ -34,7 +34,7 @@ from lifecycle.image.blobs import (
 )
 from lifecycle.image.image import Image
 from lifecycle.image.reference import Reference, parse
-from lifecycle.image.transports.oci_layout import Layout, Progress, ref_name
+from lifecycle.image.transports.oci_layout import Layout, Progress, load_index, ref_name
 
 DEFAULT_PLATFORM = "linux/amd64"
 LEDGER = "store.stamps"
@@ -265,11 +265,11 @@ class Store:
         unreadable: list[str] = []
         missing: list[str] = []
         try:
-            index = jsonutil.loads(self.layout.index_path.read_bytes())
+            index = load_index(self.layout.index_path)
         except FileNotFoundError:
             return reachable, unreadable, missing
         except ValueError as error:
-            return reachable, [f"index.json is not valid JSON: {error}"], missing
+            return reachable, [f"index.json {error}"], missing
         pending = [
             (ref_name(entry) or str(entry.get("digest")), str(entry.get("digest")))
             for entry in index.get("manifests") or []

@@ -8,6 +8,7 @@ import io
 import multiprocessing
 import os
 import random
+import re
 import signal
 import tarfile
 import time
@@ -244,3 +245,18 @@ def test_sigkilled_writers_never_break_the_store(store: Store) -> None:
     assert recovered > 0, "no kill landed mid-write: the test proved nothing"
     assert store.verify().ok and [r.reference for r in store.images()] == ["victim:latest"]
     assert BlobDir(store.layout.blobs.root).temps() == []
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ([], "JSON list, not an object"),
+    ({"manifests": {}}, "'manifests' that is not a list"),
+    ({"manifests": ["x"]}, "manifests[0] that is not an object"),
+    ({"manifests": [{"digest": "sha256:../../x"}]}, "not sha256:<64 hex digits>"),
+    ({"manifests": [{"digest": "sha256:" + "a" * 64, "annotations": []}]}, "annotations"),
+])
+def test_a_hostile_index_is_refused_with_its_reason(value: object, reason: str) -> None:
+    from lifecycle.image.transports.oci_layout import checked_index
+
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        checked_index(value)
+    assert checked_index({"manifests": []}) == {"manifests": []}

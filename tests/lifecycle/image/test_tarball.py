@@ -421,3 +421,22 @@ def test_the_temp_file_follows_the_team_naming_convention(
     assert (tag, pid) == (".tmp", str(os.getpid()))
     assert len(token) == 8 and int(token, 16) >= 0
     assert final_name == written.path.name
+
+
+def test_a_file_removed_or_swapped_for_a_link_after_the_scan_is_a_build_error(
+        tmp_path: Path) -> None:
+    from lifecycle.errors import BuildError
+    from lifecycle.image import tree
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    out = tmp_path / "out"
+    entries = tree.scan(src, prefix="var/task")
+    (src / "a.txt").unlink()
+    with pytest.raises(BuildError, match=r"a\.txt was removed while it was being archived"):
+        write_layer(entries, out)
+    (src / "a.txt").symlink_to("/etc/hostname")
+    with pytest.raises(BuildError, match=r"a\.txt was replaced by a symlink"):
+        write_layer(entries, out)
+    assert list(out.iterdir()) == []  # no temporary file is left behind

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle import exclusions
 from lifecycle.errors import BuildError
+from lifecycle.image import tree
 from lifecycle.image.tree import Entry, parents, scan
 
 
@@ -401,3 +403,69 @@ def test_ten_thousand_files_scan_quickly(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert len(entries) == 2 + 100 + 10_000
     assert elapsed < 2.0, f"scanning 10k files took {elapsed:.2f}s"
+
+
+def _names(entries: list[tree.Entry]) -> set[str]:
+    return {e.name for e in entries}
+
+
+def test_the_secrets_list_drops_paths_and_names_each_once_in_order(tmp_path: Path) -> None:
+    for name in (".env", "src/.env.local", "src/app.js", ".aws/credentials", ".aws/config",
+                 "keys/id_rsa", "project.toml", "sub/project.toml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    seen: list[str] = []
+    entries = tree.scan(tmp_path, prefix="", secrets=exclusions.patterns(tmp_path, None),
+                        on_secret=seen.append)
+    assert _names(entries) == {"src", "src/app.js", "keys", "sub", "sub/project.toml"}
+    assert seen == [".aws/", ".env", "keys/id_rsa", "project.toml", "src/.env.local"]
+
+
+def test_only_an_explicit_include_overrides_the_secrets_list(tmp_path: Path) -> None:
+    for name in (".env", ".npmrc", "src/.env", "src/a.js"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    secrets = (".env", ".npmrc")
+    seen: list[str] = []
+    blanket = tree.scan(tmp_path, prefix="", include=["**", "src/**", "*"], secrets=secrets,
+                        on_secret=seen.append)
+    assert _names(blanket) == {"src", "src/a.js"} and seen == [".env", ".npmrc", "src/.env"]
+    seen.clear()
+    named = tree.scan(tmp_path, prefix="", include=["**", "/.env"], secrets=secrets,
+                      on_secret=seen.append)
+    assert _names(named) == {".env", "src", "src/a.js"} and seen == [".npmrc", "src/.env"]
+    # Not included at all: not shipped, so not announced either.
+    seen.clear()
+    assert _names(tree.scan(tmp_path, prefix="", include=["src/a.js"], secrets=secrets,
+                            on_secret=seen.append)) == {"src", "src/a.js"}
+    assert seen == []
+
+
+def test_a_descriptor_inside_the_app_is_on_the_list_wherever_it_is(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "my[1].toml").write_text("x")
+    patterns = exclusions.patterns(tmp_path, tmp_path / "conf" / "my[1].toml")
+    assert _names(tree.scan(tmp_path, prefix="", secrets=patterns)) == {"conf"}
+    assert exclusions.patterns(tmp_path, tmp_path.parent / "elsewhere.toml")[-1] == \
+        "/project.toml"
+
+
+def test_an_undecodable_name_is_fine_inside_an_excluded_path(tmp_path: Path) -> None:
+    odd = os.fsencode(tmp_path) + b"/.ssh/\xff"
+    os.makedirs(odd)
+    seen: list[str] = []
+    assert _names(tree.scan(tmp_path, prefix="", secrets=[".ssh/"],
+                            on_secret=seen.append)) == set()
+    assert seen == [".ssh/"]
+    os.makedirs(os.fsencode(tmp_path) + b"/ignored/\xff")
+    assert _names(tree.scan(tmp_path, prefix="", exclude=["ignored"], secrets=[".ssh/"])) == set()
+    with pytest.raises(BuildError, match="not valid UTF-8"):
+        tree.scan(tmp_path, prefix="", secrets=[])
+
+
+def test_a_bad_character_range_is_a_build_error_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"pattern '\[z-a\]\.js'"):
+        tree.scan(tmp_path, prefix="", include=["[z-a].js"])
+    assert tree.pattern_problem("[z-a].js") is not None
+    assert tree.pattern_problem("!x") == "negation is not supported"
+    assert tree.pattern_problem("src/**/*.js") is None
