@@ -8,7 +8,7 @@ from functools import partial
 
 from . import cors, events, response
 from .context import ContextFactory
-from .events import request_id as new_request_id
+from .events.ids import request_id as new_request_id
 from .http11 import HttpServer, Reply, Request, Response, serve_until_signal
 from .invoke import Invoker, Outcome
 from .loader import Handler
