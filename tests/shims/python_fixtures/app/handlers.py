@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from typing import Any
-
-_lock = threading.Lock()
-_running = 0
-_peak = 0
 
 
 def _query(event: dict[str, Any], name: str, default: str) -> str:
@@ -36,20 +31,6 @@ def spin(event: dict[str, Any], context: Any) -> dict[str, Any]:
     while time.monotonic() < end:
         n += 1
     return {"statusCode": 200, "body": str(n)}
-
-
-def counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Sleep ``?ms=`` and report the highest number of calls seen running at once."""
-    global _running, _peak
-    with _lock:
-        _running += 1
-        _peak = max(_peak, _running)
-    try:
-        time.sleep(int(_query(event, "ms", "0")) / 1000)
-    finally:
-        with _lock:
-            _running -= 1
-    return {"statusCode": 200, "body": json.dumps({"peak": _peak})}
 
 
 async def async_sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
