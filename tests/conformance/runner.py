@@ -344,6 +344,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 600 else text[:600] + "…"
 
 
+def get(url: str, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    """GET url+path on a fresh connection; return (status, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -53,18 +53,6 @@ def last_line(stdout: str) -> Any:
     return json.loads(stdout.rstrip("\n").split("\n")[-1])
 
 
-def get(url: str, path: str, timeout: float = 10) -> tuple[int, bytes]:
-    """GET url+path on a fresh connection; return (status, body)."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 # --- the shared conformance corpus ---
 
 
@@ -179,7 +167,7 @@ def test_sigterm_drains_in_flight_then_exits_zero(shim: runner.Shim) -> None:
         shim.process.send_signal(signal.SIGTERM)
         time.sleep(0.15)
         with pytest.raises(OSError):
-            get(shim.url, "/slow?ms=1", timeout=2)  # no longer accepting
+            runner.get(shim.url, "/slow?ms=1", timeout=2)  # no longer accepting
         status, connection, body = pending.result(timeout=10)
     assert (status, connection, body) == (200, "close", b"slept")
     assert shim.process.wait(timeout=5) == 0
@@ -213,7 +201,7 @@ def test_sigterm_when_idle_exits_zero_at_once(shim: runner.Shim) -> None:
 def test_requests_run_concurrently(shim: runner.Shim) -> None:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=20) as workers:
-        results = list(workers.map(lambda _: get(shim.url, "/slow?ms=500"), range(20)))
+        results = list(workers.map(lambda _: runner.get(shim.url, "/slow?ms=500"), range(20)))
     elapsed = time.monotonic() - started
     assert all(status == 200 for status, _ in results)
     assert elapsed < 1.6, f"20 requests of 500 ms took {elapsed:.2f}s: they did not overlap"
@@ -225,7 +213,7 @@ def test_requests_run_concurrently(shim: runner.Shim) -> None:
 def test_concurrency_limit_queues_excess(shim: runner.Shim) -> None:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=6) as workers:
-        results = list(workers.map(lambda _: get(shim.url, "/c?ms=300"), range(6)))
+        results = list(workers.map(lambda _: runner.get(shim.url, "/c?ms=300"), range(6)))
     elapsed = time.monotonic() - started
     assert all(status == 200 for status, _ in results)
     assert max(json.loads(body)["peak"] for _, body in results) == 2
@@ -236,7 +224,7 @@ def test_concurrency_limit_queues_excess(shim: runner.Shim) -> None:
     "shim", [{"ENTRYPOINT_FUNC": "remaining", "TIMEOUT": "5000"}], indirect=True
 )
 def test_remaining_time_counts_down(shim: runner.Shim) -> None:
-    status, body = get(shim.url, "/r")
+    status, body = runner.get(shim.url, "/r")
     times = json.loads(body)
     assert status == 200
     assert 4500 < times["first"] <= 5000

@@ -58,18 +58,6 @@ def last_line(stdout: str) -> Any:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def get(url: str, path: str, timeout: float = 10) -> tuple[int, bytes]:
-    """GET url+path on a fresh connection; return (status, body)."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 # --- task event types (CONTRACT §4) ---
 
 TASKS = FIXTURES / "tasks"
@@ -130,7 +118,7 @@ def test_module_kinds_load(entrypoint: str, body: bytes) -> None:
     app = FIXTURES / "httpd"
     shim = runner.start_shim(ARGV, env=shim_env(app, ENTRYPOINT=entrypoint), cwd=app)
     try:
-        assert get(shim.url, "/x") == (200, body)
+        assert runner.get(shim.url, "/x") == (200, body)
     finally:
         shim.stop()
 
@@ -156,7 +144,7 @@ def test_each_request_times_out_on_its_own_clock(slow_shim: runner.Shim) -> None
     def timed(path: str, delay: float) -> tuple[int, float]:
         time.sleep(delay)
         started = time.monotonic()
-        status, _ = get(slow_shim.url, path)
+        status, _ = runner.get(slow_shim.url, path)
         return status, time.monotonic() - started
 
     plan = [("/slow?ms=3000", 0.0), ("/slow?ms=50", 0.1), ("/slow?ms=3000", 0.25)]

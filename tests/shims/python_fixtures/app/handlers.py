@@ -51,14 +51,6 @@ def returns_coroutine(event: dict[str, Any], context: Any) -> Any:
     return async_sleepy(event, context)
 
 
-def remaining(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Report get_remaining_time_in_millis() twice, 200 ms apart."""
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.2)
-    second = context.get_remaining_time_in_millis()
-    return {"statusCode": 200, "body": json.dumps({"first": first, "second": second})}
-
-
 def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Return the length of the request body."""
     body = event.get("body") or ""
