@@ -29,7 +29,8 @@ export function restV1(req, path, rawQuery, body, cfg, requestId, now) {
     multiValueHeaders: seen.multi,
     queryStringParameters: query,
     multiValueQueryStringParameters: multiQuery,
-    pathParameters: isRoot ? null : { proxy: path.slice(1) },
+    // The proxy parameter loses a trailing slash, as AWS-validated recordings show.
+    pathParameters: isRoot ? null : { proxy: path.endsWith('/') ? path.slice(1, -1) : path.slice(1) },
     stageVariables: null,
     requestContext: {
       accountId: cfg.lambda.accountId,

@@ -103,7 +103,8 @@ class RestV1:
         event = _EVENT.copy()
         if len(path) > 1:
             event["resource"] = context["resourcePath"] = "/{proxy+}"
-            event["pathParameters"] = {"proxy": path[1:]}
+            # The proxy parameter loses a trailing slash, as AWS-validated recordings show.
+            event["pathParameters"] = {"proxy": path[1:-1] if path[-1] == "/" else path[1:]}
         else:
             event["resource"] = context["resourcePath"] = "/"
         event["path"] = path
