@@ -66,6 +66,7 @@ export function decode(text) {
 // REST APIs decode the query as a form: '+' is a space and '%2B' a plus, as AWS-validated
 // recordings show (LocalStack's test_lambda_aws_proxy_integration snapshot).
 const PLUSES = /\+/g;
+/** Decodes a query key or value as a form: '+' is a space, '%2B' a plus. */
 export function decodeForm(text) {
   return decode(text.indexOf('+') === -1 ? text : text.replace(PLUSES, ' '));
 }
@@ -209,6 +210,7 @@ export function parseQuery(raw, decoded, join) {
 // goes through node:net's getter on every request otherwise.
 const PEER_IP = Symbol('hybridless.peerIp');
 
+/** The first address of X-Forwarded-For, else the peer's. */
 export function sourceIp(req, forwardedFor) {
   if (forwardedFor) {
     const comma = forwardedFor.indexOf(',');
@@ -229,6 +231,7 @@ export function sourceIp(req, forwardedFor) {
 let lastHost = '';
 let lastDomain = 'localhost';
 
+/** The Host header without its port (IPv6 literals keep their brackets); localhost without one. */
 export function domainName(host) {
   if (!host) return 'localhost';
   if (host === lastHost) return lastDomain;
@@ -247,6 +250,7 @@ export function domainName(host) {
 let lastPrefixOf = '';
 let lastPrefix = '';
 
+/** The first label of a domain name (requestContext.domainPrefix). */
 export function domainPrefix(domain) {
   if (domain !== lastPrefixOf) {
     const dot = domain.indexOf('.');
@@ -256,6 +260,7 @@ export function domainPrefix(domain) {
   return lastPrefix;
 }
 
+/** The request's protocol as the events spell it, e.g. HTTP/1.1. */
 export function protocolOf(httpVersion) {
   if (httpVersion === '1.1') return 'HTTP/1.1';
   return httpVersion === '1.0' ? 'HTTP/1.0' : `HTTP/${httpVersion}`;
