@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -343,6 +344,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 600 else text[:600] + "…"
 
 
+def get(url: str, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    """GET url+path on a fresh connection; return (status, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -455,3 +468,49 @@ class ShimPool:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_ENTRY = REPO / "buildpacks" / "nodejs" / "shim" / "index.mjs"
+
+
+@dataclass(frozen=True)
+class ShimKind:
+    """How to start one language's shim: its command and the environment it always needs."""
+
+    name: str
+    argv: tuple[str, ...]
+    base_env: Mapping[str, str] = field(default_factory=dict)
+
+    def env(self, app: Path, **extra: str) -> dict[str, str]:
+        """The environment of an httpd shim serving the app directory; extra overrides it."""
+        base = {**self.base_env, "LAMBDA_TASK_ROOT": str(app), "HYBRIDLESS_EVENT_TYPE": "httpd"}
+        return {**base, **extra}
+
+    def start(self, app: Path, **extra: str) -> Shim:
+        """Start the shim on app with extra settings, and wait until it listens."""
+        return start_shim(self.argv, env=self.env(app, **extra), cwd=app)
+
+    def run(self, app: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        """Run the shim on app to completion (tasks, or a start that must fail)."""
+        return subprocess.run(
+            [*self.argv, *args], cwd=app, env={**os.environ, **self.env(app, **extra)},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    def pool(self) -> ShimPool:
+        """A pool of this shim for the conformance cases."""
+        return ShimPool(self.argv, base_env=self.base_env)
+
+
+# HYBRIDLESS_TEST_NODE and HYBRIDLESS_TEST_PYTHON pick another runtime for the shims.
+NODE_SHIM = ShimKind(
+    "node",
+    (os.environ.get("HYBRIDLESS_TEST_NODE", "node"), str(NODE_ENTRY)),
+)
+PYTHON_SHIM = ShimKind(
+    "python",
+    (os.environ.get("HYBRIDLESS_TEST_PYTHON", sys.executable), "-m", "hybridless_shim"),
+    {"PYTHONPATH": str(REPO / "buildpacks/python/shim")},
+)
+SHIMS = (NODE_SHIM, PYTHON_SHIM)

@@ -42,9 +42,9 @@ def _python_shim_formats() -> list[str]:
 
 
 def _node_shim_formats() -> list[str]:
-    text = (ROOT / "buildpacks/nodejs/shim/config.mjs").read_text()
+    text = (ROOT / "buildpacks/nodejs/shim/settings.mjs").read_text()
     match = re.search(r"const HTTP_FORMATS = \[([^\]]*)\]", text)
-    assert match, "HTTP_FORMATS not found in the Node shim's config"
+    assert match, "HTTP_FORMATS not found in the Node shim's settings"
     return re.findall(r"'([^']*)'", match.group(1))
 
 

@@ -2,8 +2,9 @@
 // Imported, not the global: the global Buffer is a getter, called on every use.
 import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
-import { eventBuilder, firstHeader, requestUuid } from './events.mjs';
-import { invokeWith, toLambdaError } from './context.mjs';
+import { eventBuilder, firstHeader, requestUuid } from './events/index.mjs';
+import { invokeWith } from './invoke.mjs';
+import { toLambdaError } from './payloads.mjs';
 import { toHttpResponse } from './response.mjs';
 import { decorate, preflightHeaders } from './cors.mjs';
 import { logError, logInfo } from './log.mjs';

@@ -1,9 +1,10 @@
 // Entry point of the Node shim: loads the handler, then runs the configured event type.
-import { ConfigError, loadConfig } from './config.mjs';
+import { SettingsError, loadSettings } from './settings.mjs';
 import { loadHandler } from './loader.mjs';
 import { startHttpd } from './httpd.mjs';
 import { runTask } from './tasks.mjs';
-import { reportInitError, runRuntimeClient, startEmulator } from './runtime-api.mjs';
+import { reportInitError, runRuntimeClient } from './runtime_api.mjs';
+import { startEmulator } from './emulator.mjs';
 import { logInfo } from './log.mjs';
 
 /** Exit code when the shim cannot start: bad settings or a handler that does not load. */
@@ -17,9 +18,9 @@ function fail(message) {
 async function main() {
   let cfg;
   try {
-    cfg = loadConfig();
+    cfg = loadSettings();
   } catch (err) {
-    if (err instanceof ConfigError) return fail(`invalid configuration: ${err.message}`);
+    if (err instanceof SettingsError) return fail(`invalid configuration: ${err.message}`);
     throw err;
   }
   const name = `${cfg.handler.file}.${cfg.handler.func}`;

@@ -1,7 +1,7 @@
 // Turns a handler's result into an HTTP response, or rejects it as malformed (REFERENCE §2).
 // Imported, not the global: the global Buffer is a getter, called on every use.
 import { Buffer } from 'node:buffer';
-import { headerName } from './events.mjs';
+import { headerName } from './events/headers.mjs';
 
 /** The handler's result cannot become an HTTP response; httpd answers 502. */
 export class MalformedResult extends Error {

@@ -1,6 +1,7 @@
 // The one-shot event types (process, scheduledTask, launchableTask, job): CONTRACT §4 exit codes.
 import { randomUUID } from 'node:crypto';
-import { invoke, toLambdaError } from './context.mjs';
+import { invoke } from './invoke.mjs';
+import { toLambdaError } from './payloads.mjs';
 import { logError } from './log.mjs';
 
 /** Exit codes of the task event types (CONTRACT §4). */

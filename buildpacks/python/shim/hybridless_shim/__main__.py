@@ -7,15 +7,11 @@ import sys
 
 from . import emulator, httpd, runtime_api, tasks
 from .loader import HandlerLoadError, load_handler
+from .log import log
 from .settings import Settings, SettingsError, from_environ
 
 EXIT_CONFIG = 78
 
-
-def log(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def run(settings: Settings, argv: list[str]) -> int:

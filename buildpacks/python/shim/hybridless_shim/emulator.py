@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import uuid
 
@@ -16,6 +15,7 @@ from .context import make_context
 from .http11 import HttpServer, Reply, Request, Response, serve_until_signal
 from .invoke import Invoker, Outcome
 from .loader import Handler
+from .log import log
 from .payloads import error_payload, to_json
 from .settings import Settings
 
@@ -25,11 +25,6 @@ DEFAULT_TIMEOUT_S = 300
 DEFAULT_MEMORY = "3008"
 JSON_HEADERS = [("Content-Type", "application/json")]
 
-
-def log(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def emulator_timeout_s(settings: Settings) -> float:

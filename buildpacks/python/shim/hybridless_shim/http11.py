@@ -11,11 +11,12 @@ import asyncio
 import json
 import re
 import signal
-import sys
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Protocol
+
+from .log import log
 
 MAX_HEAD = 64 * 1024
 # Longer than an ALB's 60 s idle timeout, so the balancer always closes first and never
@@ -624,15 +625,10 @@ async def serve_until_signal(server: HttpServer, port: int, banner: str, grace: 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    _log(f"hybridless shim: {banner} on port {server.port}")
+    log(f"hybridless shim: {banner} on port {server.port}")
     await stop.wait()
     started = loop.time()
     busy = sum(1 for conn in server.connections if conn.busy)
-    _log(f"hybridless shim: stopping; draining {busy} in-flight request(s)")
+    log(f"hybridless shim: stopping; draining {busy} in-flight request(s)")
     await server.drain(grace)
-    _log(f"hybridless shim: drained in {loop.time() - started:.2f}s")
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    log(f"hybridless shim: drained in {loop.time() - started:.2f}s")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 from functools import partial
 
 from . import cors, events, response
 from .context import ContextFactory
-from .events import request_id as new_request_id
+from .events.ids import request_id as new_request_id
 from .http11 import HttpServer, Reply, Request, Response, serve_until_signal
 from .invoke import Invoker, Outcome
 from .loader import Handler
+from .log import log
 from .settings import Settings
 
 DEFAULT_TIMEOUT_MS = 30000
@@ -21,11 +21,6 @@ WEDGED = b"Unhealthy: every invocation slot is stuck past TIMEOUT"
 # Young-generation collections at most once per this many net container allocations.
 GC_GEN0_THRESHOLD = 10_000
 
-
-def log(message: str) -> None:
-    """One line on stderr, where the platform collects the container's log."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 class HttpdApp:

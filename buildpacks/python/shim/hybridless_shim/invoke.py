@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .loader import Handler
+from .log import log
 from .payloads import format_stack
 from .pool import WorkerPool
 
@@ -250,9 +251,8 @@ class Invoker:
         if self._pool is not None:
             self._pool.shutdown()
         if self.inflight and not self.handler.is_async:
-            sys.stderr.write(f"hybridless shim: abandoning {self.inflight} stuck handler(s)\n")
             sys.stdout.flush()
-            sys.stderr.flush()
+            log(f"hybridless shim: abandoning {self.inflight} stuck handler(s)")
             os._exit(0)
 
 

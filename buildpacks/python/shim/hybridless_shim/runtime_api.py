@@ -6,7 +6,6 @@ import asyncio
 import http.client
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,17 +13,13 @@ from typing import Any
 from .context import LambdaContext, function_arn
 from .invoke import call_blocking
 from .loader import Handler, HandlerLoadError
+from .log import log
 from .payloads import error_payload, format_stack, to_json
 from .settings import Settings
 
 API_VERSION = "2018-06-01"
 DEFAULT_DEADLINE_MS = 900_000
 
-
-def log(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 class RuntimeApiError(Exception):

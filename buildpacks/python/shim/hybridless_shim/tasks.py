@@ -12,6 +12,7 @@ from typing import Any
 from .context import make_context
 from .invoke import call_blocking
 from .loader import Handler
+from .log import log
 from .payloads import error_payload, format_stack, to_json
 from .settings import Settings
 
@@ -23,11 +24,6 @@ EXIT_BAD_EVENT = 64
 # reports a deadline; without TIMEOUT it is Lambda's longest, 15 minutes.
 DEFAULT_TASK_TIMEOUT_MS = 900_000
 
-
-def log(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 class BadEvent(ValueError):

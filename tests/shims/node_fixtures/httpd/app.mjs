@@ -8,17 +8,6 @@ export async function slow(event) {
   return { statusCode: 200, body: JSON.stringify({ started, ended: Date.now() }) };
 }
 
-export async function remaining(event, context) {
-  const first = context.getRemainingTimeInMillis();
-  await sleep(200);
-  const second = context.getRemainingTimeInMillis();
-  return { statusCode: 200, body: JSON.stringify({ first, second }) };
-}
-
-export async function ok() {
-  return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' };
-}
-
 export async function ids(event, context) {
   const body = {
     requestId: event.requestContext.requestId,

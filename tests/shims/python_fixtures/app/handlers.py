@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from typing import Any
-
-_lock = threading.Lock()
-_running = 0
-_peak = 0
 
 
 def _query(event: dict[str, Any], name: str, default: str) -> str:
@@ -38,20 +33,6 @@ def spin(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200, "body": str(n)}
 
 
-def counted(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Sleep ``?ms=`` and report the highest number of calls seen running at once."""
-    global _running, _peak
-    with _lock:
-        _running += 1
-        _peak = max(_peak, _running)
-    try:
-        time.sleep(int(_query(event, "ms", "0")) / 1000)
-    finally:
-        with _lock:
-            _running -= 1
-    return {"statusCode": 200, "body": json.dumps({"peak": _peak})}
-
-
 async def async_sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Await ``?ms=`` milliseconds on the loop, then answer with the remaining time."""
     await asyncio.sleep(int(_query(event, "ms", "0")) / 1000)
@@ -68,14 +49,6 @@ async def async_boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def returns_coroutine(event: dict[str, Any], context: Any) -> Any:
     """A plain function that returns a coroutine (as some wrappers do)."""
     return async_sleepy(event, context)
-
-
-def remaining(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Report get_remaining_time_in_millis() twice, 200 ms apart."""
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.2)
-    second = context.get_remaining_time_in_millis()
-    return {"statusCode": 200, "body": json.dumps({"first": first, "second": second})}
 
 
 def big(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -9,24 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 
-def ok(event: Any, context: Any) -> Any:
-    """Succeed with statusCode 200 and the event echoed."""
-    return {"statusCode": 200, "event": event}
-
-
-def no_status(event: Any, context: Any) -> Any:
-    """Succeed without a statusCode."""
+def decimal_result(event: Any, context: Any) -> Any:
+    """Succeed with a Decimal, which the result line writes as a JSON number."""
     return {"done": True, "amount": Decimal("1.5")}
-
-
-def failed_status(event: Any, context: Any) -> Any:
-    """Return a non-200 status."""
-    return {"statusCode": 500, "body": "nope"}
-
-
-def boom(event: Any, context: Any) -> Any:
-    """Raise."""
-    raise ValueError("task exploded")
 
 
 def chatty(event: Any, context: Any) -> Any:

@@ -4,14 +4,14 @@ const EVENT_TYPES = ['httpd', 'process', 'scheduledTask', 'launchableTask', 'job
 const HTTP_FORMATS = ['apigw-v1', 'apigw-v2', 'alb', 'alb-multi'];
 
 /** Raised for a setting the shim cannot run with; index.mjs logs it and exits non-zero. */
-export class ConfigError extends Error {}
+export class SettingsError extends Error {}
 
 function integer(env, name, fallback, min = 0) {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+    throw new SettingsError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   }
   return value;
 }
@@ -19,7 +19,7 @@ function integer(env, name, fallback, min = 0) {
 function oneOf(env, name, allowed, fallback) {
   const value = env[name] || fallback;
   if (!allowed.includes(value)) {
-    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+    throw new SettingsError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -30,10 +30,10 @@ function parseCors(raw) {
   try {
     cors = JSON.parse(raw);
   } catch (err) {
-    throw new ConfigError(`CORS is not valid JSON: ${err.message}`);
+    throw new SettingsError(`CORS is not valid JSON: ${err.message}`);
   }
   if (cors === null || typeof cors !== 'object' || Array.isArray(cors)) {
-    throw new ConfigError('CORS must be a JSON object like {"origin": "*", "headers": [], "allowCredentials": false}');
+    throw new SettingsError('CORS must be a JSON object like {"origin": "*", "headers": [], "allowCredentials": false}');
   }
   const origins = Array.isArray(cors.origin) ? cors.origin.map(String) : [String(cors.origin ?? '*')];
   const headers = Array.isArray(cors.headers) ? cors.headers.map(String) : [];
@@ -59,11 +59,11 @@ function handlerSpec(env, argv, eventType) {
 }
 
 /** Builds the shim's settings from an environment and the program arguments after the script. */
-export function loadConfig(env = process.env, argv = process.argv.slice(2)) {
+export function loadSettings(env = process.env, argv = process.argv.slice(2)) {
   const eventType = oneOf(env, 'HYBRIDLESS_EVENT_TYPE', EVENT_TYPES, 'httpd');
   const handler = handlerSpec(env, argv, eventType);
   if (!handler) {
-    throw new ConfigError('no handler given: set ENTRYPOINT (e.g. src/handler) and ENTRYPOINT_FUNC (e.g. handler)');
+    throw new SettingsError('no handler given: set ENTRYPOINT (e.g. src/handler) and ENTRYPOINT_FUNC (e.g. handler)');
   }
   const functionName = env.AWS_LAMBDA_FUNCTION_NAME || (eventType === 'lambdaContainer' ? 'test_function' : 'function');
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
