@@ -78,10 +78,11 @@ class NodeRuntime:
 
 
 def stack_provides(ctx: BuildContext) -> Mapping[str, str]:
-    """What the stack's run image already has (``{"nodejs": "22"}``), as the engine passes it:
-    a ``stack_provides`` mapping on the context once it has one, else ``PROVIDES_ENV``."""
+    """What the stack's run image already has (``{"nodejs": "22"}``): the stack's own
+    ``provides`` on the context, else ``PROVIDES_ENV`` from ``--env`` (a bare ``--run-image``
+    has no stack, so that is how its user says the image brings Node.js)."""
     given = getattr(ctx, "stack_provides", None)
-    if isinstance(given, Mapping):
+    if isinstance(given, Mapping) and given:
         return {str(k): str(v) for k, v in given.items()}
     raw = ctx.env.get(PROVIDES_ENV, "").strip()
     if not raw:
