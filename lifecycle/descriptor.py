@@ -51,6 +51,25 @@ class Cors:
 
 
 @dataclass(frozen=True)
+class DockerFileCopy:
+    """One ``additional-docker-files`` entry: an app path copied into the build context."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class DockerfileSpec:
+    """A function's custom Dockerfile settings (docs/reference.md §7)."""
+
+    dockerfile: str
+    additional_files: tuple[DockerFileCopy, ...] = ()
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    container: bool = False
+    """``runtime = "container"``: the Dockerfile is the whole build."""
+
+
+@dataclass(frozen=True)
 class Function:
     """One function of the project; each becomes one process in the image."""
 
@@ -71,6 +90,7 @@ class Function:
     concurrency: int = DEFAULT_CONCURRENCY
     schedule_input: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
+    dockerfile: DockerfileSpec | None = None
 
     @property
     def entrypoint(self) -> str:
@@ -117,6 +137,14 @@ class Descriptor:
     def options_for(self, buildpack_id: str) -> Mapping[str, Any]:
         """The ``[io.hybridless.buildpacks."<id>"]`` table of one buildpack."""
         return self.buildpack_options.get(buildpack_id, {})
+
+    @property
+    def dockerfile(self) -> DockerfileSpec | None:
+        """The project's custom Dockerfile, if a function names one (validation makes it one)."""
+        for fn in self.functions:
+            if fn.dockerfile is not None:
+                return fn.dockerfile
+        return None
 
 
 def normalize_runtime(runtime: str | None) -> str | None:
@@ -292,8 +320,11 @@ def _pattern_hint(parts: Any, pattern: str) -> str:
         "name": "lower-case letters, digits and '-', starting with a letter or digit",
         "handler": "'path/to/file.function', e.g. 'src/handler.handler'",
         "runtime": "nodejs18, nodejs20, nodejs22, nodejs24, python3.10 … python3.13 "
-                   "(a trailing '.x' is accepted)",
+                   "(a trailing '.x' is accepted), or container",
         "health-check-route": "an absolute path starting with '/'",
+        "dockerfile": "a relative path inside the app directory, e.g. 'Dockerfile'",
+        "from": "a relative path inside the app directory, e.g. 'conf/nginx.conf'",
+        "to": "a relative path inside the build context, e.g. 'nginx.conf'",
     }
     if "\\u0000" in pattern and str(last) not in hints:
         return "text without NUL characters"
@@ -341,7 +372,22 @@ def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
         seen.add(fn["name"])
         if fn.get("default"):
             defaults.append(fn["name"])
-        if "handler" not in fn and "command" not in fn:
+        container = fn.get("runtime") == "container"
+        if container and "dockerfile" not in fn:
+            raise DescriptorSchemaError(
+                f"{path}: {where} has runtime = \"container\" but no 'dockerfile'; "
+                "give 'dockerfile = \"Dockerfile\"' (the Dockerfile does the whole build)")
+        for key in ("additional-docker-files", "docker-build-args"):
+            if key in fn and "dockerfile" not in fn:
+                raise DescriptorSchemaError(
+                    f"{path}: {where}.{key} is set but {where} has no 'dockerfile'; "
+                    f"add 'dockerfile = \"Dockerfile\"' or remove '{key}'")
+        _check_relative(path, f"{where}.dockerfile", fn.get("dockerfile"))
+        for number, copy in enumerate(fn.get("additional-docker-files", ())):
+            for key in ("from", "to"):
+                _check_relative(path, f"{where}.additional-docker-files[{number}].{key}",
+                                copy[key])
+        if "handler" not in fn and "command" not in fn and not container:
             raise DescriptorSchemaError(
                 f"{path}: {where} has neither 'handler' nor 'command'; "
                 "give 'handler = \"src/handler.handler\"' or 'command = \"./server\"'")
@@ -349,6 +395,38 @@ def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
         raise DescriptorSchemaError(
             f"{path}: io.hybridless.functions: more than one default function "
             f"({', '.join(defaults)}); mark at most one with 'default = true'")
+    _check_one_dockerfile(path, functions)
+
+
+_DOCKER_KEYS = ("dockerfile", "additional-docker-files", "docker-build-args")
+
+
+def _check_one_dockerfile(path: Path, functions: Any) -> None:
+    """One build makes one image, so functions naming a Dockerfile must all name the same."""
+    first: tuple[int, Any] | None = None
+    for index, fn in enumerate(functions):
+        if "dockerfile" not in fn:
+            continue
+        settings = ({k: fn.get(k) for k in _DOCKER_KEYS}, fn.get("runtime") == "container")
+        if first is None:
+            first = (index, settings)
+        elif settings != first[1]:
+            raise DescriptorSchemaError(
+                f"{path}: io.hybridless.functions[{index}] names another Dockerfile setup than "
+                f"io.hybridless.functions[{first[0]}]; one build makes one image, so give the "
+                "same dockerfile, additional-docker-files, docker-build-args and runtime, "
+                "or build them as separate projects")
+
+
+def _check_relative(path: Path, where: str, value: str | None) -> None:
+    """Refuse absolute paths and ``..`` segments: the Dockerfile context is the app directory."""
+    if value is None:
+        return
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ".." in parts or not value.strip("/"):
+        raise DescriptorSchemaError(
+            f"{path}: {where} = {json.dumps(value)} leaves the app directory; "
+            "give a relative path without '..' inside the app directory")
 
 
 # Linux refuses to exec with one "NAME=value" string over 32 pages (MAX_ARG_STRLEN), and with
@@ -426,6 +504,19 @@ def _function(fn: Mapping[str, Any]) -> Function:
         schedule_input=(schedule if isinstance(schedule, str) or schedule is None
                         else json.dumps(schedule, separators=(",", ":"), sort_keys=True)),
         environment={k: _env_str(v) for k, v in fn.get("environment", {}).items()},
+        dockerfile=_dockerfile(fn),
+    )
+
+
+def _dockerfile(fn: Mapping[str, Any]) -> DockerfileSpec | None:
+    if "dockerfile" not in fn:
+        return None
+    return DockerfileSpec(
+        dockerfile=fn["dockerfile"],
+        additional_files=tuple(DockerFileCopy(c["from"], c["to"])
+                               for c in fn.get("additional-docker-files", ())),
+        build_args={k: _env_str(v) for k, v in fn.get("docker-build-args", {}).items()},
+        container=fn.get("runtime") == "container",
     )
 
 

@@ -120,6 +120,22 @@ def write_tar_layer(tar_blocks: Iterable[bytes], dest: Path | BlobDir) -> Blob:
     return Blob(digest=digest, diff_id=diff_id, size=size, path=final)
 
 
+def write_tar(chunks: Iterable[bytes], dest: Path | BlobDir) -> Blob:
+    """Write a tar stream given in chunks of any size as a layer blob in our framing.
+
+    The stream is re-cut into ``BLOCK``-sized pieces first, so the blob's bytes depend only on
+    the tar's bytes, not on how the caller happened to chunk them.
+    """
+    def blocked() -> Iterator[bytes]:
+        blocks = _Blocks(BLOCK)
+        for chunk in chunks:
+            blocks.put(chunk)
+            yield from blocks.take()
+        yield from blocks.flush()
+
+    return write_tar_layer(blocked(), dest)
+
+
 def read_blocks(path: Path) -> Iterator[bytes]:
     """Yield a file in pieces of exactly ``BLOCK`` bytes (the last may be short)."""
     with open(path, "rb") as handle:
