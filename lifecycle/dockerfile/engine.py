@@ -1,0 +1,231 @@
+"""The Docker engine's part of a Dockerfile build, through the docker SDK's low-level API.
+
+Four calls: load our image (extend mode), check the ``FROM`` images, build (streaming the
+log and checking every message of it for an error), and save the result as a stream from
+which only the layers we lack are spooled to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tarfile
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from lifecycle import jsonutil
+from lifecycle.errors import BaseImageNotFound, DockerfileBuildFailed
+from lifecycle.image import reference, transports
+from lifecycle.image.image import Image
+
+if TYPE_CHECKING:
+    import docker
+
+LAST_LINES = 15
+"""Lines of the failing step's output repeated with the error."""
+
+
+def connect() -> docker.APIClient:
+    """A low-level client to the engine ``DOCKER_HOST`` names (else the local socket)."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(use_ssh_client=False).api
+        client.ping()
+    except (docker.errors.DockerException, OSError) as exc:
+        raise DockerfileBuildFailed(
+            f"failed to reach the Docker engine to build the Dockerfile: {exc}",
+            hint="start the engine (or set DOCKER_HOST) and make its socket readable") from exc
+    return client
+
+
+def platform(api: docker.APIClient) -> str:
+    """The engine's own platform, ``os/arch`` as OCI spells it."""
+    version = api.version()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(version.get("Arch", ""),
+                                                       version.get("Arch", ""))
+    return f"{version.get('Os', 'linux')}/{arch}"
+
+
+def load(api: docker.APIClient, image: Image, name: str, workdir: Path,
+         log: logging.Logger) -> None:
+    """Load ``image`` into the engine as ``name``, through a ``docker-archive:`` file."""
+    archive = workdir / "base.tar"
+    transports.write_image(image, reference.parse(f"docker-archive:{archive}:{name}"))
+    try:
+        with archive.open("rb") as data:
+            for message in api.load_image(data):
+                if message.get("error"):
+                    raise DockerfileBuildFailed(
+                        f"failed to load the buildpacks' image into the engine: "
+                        f"{message['error']}")
+                if message.get("stream"):
+                    log.debug("%s", message["stream"].strip())
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def check_present(api: docker.APIClient, images: Sequence[str]) -> None:
+    """Refuse the build when a ``FROM`` image is missing from the engine (exit 30)."""
+    import docker.errors
+
+    for name in images:
+        try:
+            api.inspect_image(name)
+        except docker.errors.ImageNotFound:
+            raise BaseImageNotFound(
+                f"failed to find the Dockerfile's FROM image {name} in the Docker engine",
+                hint="load it first (docker load, or push it from any source with our "
+                     "docker-daemon: sink); the engine's own pull is not used") from None
+
+
+def base_layer_count(api: docker.APIClient, name: str) -> int:
+    """How many layers the image ``name`` in the engine has (0 for ``scratch``)."""
+    if name == "scratch":
+        return 0
+    return len(api.inspect_image(name).get("RootFS", {}).get("Layers") or [])
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where the build was when it failed: ``Step N/M : INSTRUCTION`` and its last lines."""
+
+    title: str
+    lines: tuple[str, ...]
+
+
+def build(api: docker.APIClient, context: Iterable[bytes], *, dockerfile: str,
+          build_args: Mapping[str, str], tag: str, log: logging.Logger) -> str:
+    """Build and return the image id; the log goes to ``log`` as it comes."""
+    import docker.errors
+
+    title = "before the first step"
+    recent: deque[str] = deque(maxlen=LAST_LINES)
+    image_id = None
+    try:
+        stream = api.build(
+            fileobj=_Stream(iter(context)), custom_context=True, dockerfile=dockerfile,
+            buildargs=dict(build_args), tag=tag, rm=True, forcerm=True, pull=False,
+            decode=True, use_config_proxy=False)
+        for message in stream:
+            if not isinstance(message, dict):
+                continue
+            if "error" in message or "errorDetail" in message:
+                detail = message.get("errorDetail") or {}
+                error = str(message.get("error") or detail.get("message") or "unknown error")
+                _fail(dockerfile, Step(title, tuple(recent)), error, log)
+            text = str(message.get("stream") or "")
+            for line in text.splitlines():
+                if line.startswith("Step "):
+                    title = line.strip()
+                    recent.clear()
+                elif line.strip():
+                    recent.append(line.rstrip())
+                log.info("%s", line.rstrip())
+            aux = message.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = str(aux["ID"])
+    except docker.errors.APIError as exc:
+        _fail(dockerfile, Step(title, tuple(recent)), str(exc.explanation or exc), log)
+    if image_id is None:
+        _fail(dockerfile, Step(title, tuple(recent)), "the engine reported no image id", log)
+    return image_id
+
+
+def _fail(dockerfile: str, step: Step, error: str, log: logging.Logger) -> NoReturn:
+    if step.lines:
+        log.error("last lines of %s:\n  %s", step.title, "\n  ".join(step.lines))
+    raise DockerfileBuildFailed(
+        f"failed to build {dockerfile}: {step.title}: {error.strip()}",
+        hint="fix that step; its last output lines are above")
+
+
+class _Stream(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (what the SDK's build sends)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        """Always: this is a source."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the next chunks; 0 at the end."""
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An image saved from the engine: its config and the layers spooled to disk, by DiffID."""
+
+    config_bytes: bytes
+    layer_files: Mapping[str, Path]
+
+
+def save(api: docker.APIClient, image_id: str, *, known: set[str], workdir: Path) -> Saved:
+    """Stream ``docker save`` of ``image_id``; spool the layers whose DiffID is not ``known``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    chunks = api.get_image(image_id, chunk_size=1 << 20)
+    config: bytes | None = None
+    files: dict[str, Path] = {}
+    want = image_id.removeprefix("sha256:")
+    with tarfile.open(fileobj=io.BufferedReader(_Stream(iter(chunks)), 1 << 20),
+                      mode="r|") as archive:
+        for member in archive:
+            name = member.name.lstrip("./")
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is None:
+                continue
+            if name == f"{want}.json" or name == f"blobs/sha256/{want}":
+                config = handle.read()
+            elif name.endswith("/layer.tar") or name.startswith("blobs/sha256/"):
+                diff_id, path = _spool(handle, workdir)
+                if diff_id in known or diff_id in files:
+                    path.unlink()
+                else:
+                    files[diff_id] = path
+    if config is None:
+        raise DockerfileBuildFailed(f"failed to save the built image {image_id} from the "
+                                    "engine: its config is missing from the stream")
+    diff_ids = jsonutil.loads(config).get("rootfs", {}).get("diff_ids") or []
+    missing = [d for d in diff_ids if d not in known and d not in files]
+    if missing:
+        raise DockerfileBuildFailed(f"failed to save the built image {image_id}: layers "
+                                    f"{', '.join(missing)} are missing from the stream")
+    return Saved(config, files)
+
+
+def _spool(handle: Any, workdir: Path) -> tuple[str, Path]:
+    """Copy a layer tar to a file while hashing it; its sha256 is the layer's DiffID."""
+    hasher = hashlib.sha256()
+    path = workdir / f"layer-{len(list(workdir.iterdir()))}.tar"
+    with path.open("wb") as out:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+            out.write(chunk)
+    return f"sha256:{hasher.hexdigest()}", path
+
+
+def remove(api: docker.APIClient, name: str) -> None:
+    """Untag ``name`` in the engine; layers other images use stay."""
+    import docker.errors
+
+    try:
+        api.remove_image(name, noprune=False)
+    except docker.errors.APIError:
+        pass  # still used by a container, or already gone: it only costs the engine's disk

@@ -1,0 +1,289 @@
+"""The Dockerfile phase: plan the mode, build in the engine, renormalise into our image.
+
+Extend mode builds ``FROM`` the buildpacks' image (the build arg ``HYBRIDLESS_IMAGE``), so the
+result keeps its layers' blobs, label, processes and launcher unless the Dockerfile changes
+them. Container mode builds whatever the Dockerfile says. Either way the engine's result is
+taken apart and rebuilt here: the engine's own layer tars, config and history carry build
+times, container ids and build-arg values, none of which belong in a reproducible image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifecycle import __version__, jsonutil
+from lifecycle.descriptor import Descriptor, DockerfileSpec
+from lifecycle.dockerfile import context as context_mod
+from lifecycle.dockerfile import engine, renormalise, syntax
+from lifecycle.errors import DockerfileBuildFailed
+from lifecycle.hookspecs import BUILDPACK_API
+from lifecycle.image import image, tarball
+from lifecycle.image.blobs import BlobDir
+
+if TYPE_CHECKING:
+    import docker
+
+BUILD_LABEL = "io.hybridless.build"
+_ROOT_USERS = ("", "0", "root")
+_RUNTIME_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
+                 "Labels", "StopSignal", "Healthcheck", "Shell")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the Dockerfile asks for, read before anything is built."""
+
+    spec: DockerfileSpec
+    dockerfile: syntax.Dockerfile
+    platform: str
+    api: Any = None
+    """The engine client the plan was made with (kept so the build uses the same engine)."""
+
+    @property
+    def mode(self) -> str:
+        """``extend`` or ``container`` (docs/reference.md §7)."""
+        return "extend" if self.dockerfile.extends and not self.spec.container else "container"
+
+    @property
+    def needs_buildpacks(self) -> bool:
+        """Whether some stage starts from the buildpacks' image."""
+        return not self.spec.container and any(
+            syntax.is_base_arg(stage.raw_base) for stage in self.dockerfile.stages)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the result as ``build --json`` reports it."""
+
+    name: str
+    digest: str
+    diff_id: str
+    size: int
+    reused: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The renormalised image, its per-layer report and the time the re-tar took."""
+
+    image: image.Image
+    layers: tuple[Layer, ...]
+    retar_seconds: float
+    dropped: tuple[str, ...]
+
+
+def plan(app_dir: Path, spec: DockerfileSpec, log: logging.Logger) -> Plan:
+    """Read the Dockerfile and decide the mode; says which mode and why."""
+    path = context_mod.inside(app_dir, spec.dockerfile, "dockerfile")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DockerfileBuildFailed(
+            f"failed to find the Dockerfile {spec.dockerfile} in {app_dir}",
+            hint="create it, or fix the function's 'dockerfile' key in the descriptor") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DockerfileBuildFailed(f"failed to read the Dockerfile {path}: {exc}",
+                                    hint="make it a readable UTF-8 text file") from exc
+    api = engine.connect()
+    host = engine.platform(api)
+    parsed = syntax.parse(text, spec.dockerfile, build_args=spec.build_args, platform=host)
+    result = Plan(spec, parsed, host, api)
+    last = parsed.stages[-1]
+    if result.mode == "extend":
+        log.info("Dockerfile %s: extend mode (its last stage starts FROM ${%s}, the "
+                 "buildpacks' image)", spec.dockerfile, syntax.BASE_ARG)
+    elif spec.container:
+        log.info("Dockerfile %s: container mode (runtime = \"container\"): the Dockerfile is "
+                 "the whole build", spec.dockerfile)
+    else:
+        log.warning("Dockerfile %s: container mode: its last stage starts FROM %s, not "
+                    "${%s}, so the image is the Dockerfile's alone", spec.dockerfile,
+                    last.raw_base, syntax.BASE_ARG)
+    return result
+
+
+def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Image | None,
+          base_names: Sequence[str], blobs: BlobDir, workdir: Path, mtime: int,
+          default_excludes: Sequence[str], log: logging.Logger) -> Result:
+    """Build the planned Dockerfile and return the renormalised image.
+
+    ``base`` is the buildpacks' image (extend mode, or any stage using it), ``base_names``
+    the report names of its layers.
+    """
+    api: docker.APIClient = chosen.api
+    spec = chosen.spec
+    ctx = context_mod.collect(app_dir, descriptor, spec, default_excludes, log)
+    args = dict(spec.build_args)
+    loaded = None
+    if base is not None:
+        loaded = f"hybridless-dockerfile/base:{base.config_digest.removeprefix('sha256:')[:12]}"
+        log.info("loading the buildpacks' image into the engine as %s", loaded)
+        engine.load(api, base, loaded, workdir, log)
+        args[syntax.BASE_ARG] = loaded
+    engine.check_present(api, chosen.dockerfile.external_images)
+    root = chosen.dockerfile.root_of(chosen.dockerfile.stages[-1])
+    base_count = (len(base.layers) if chosen.mode == "extend" and base is not None
+                  else engine.base_layer_count(api, root.base))
+    tag = f"hybridless-dockerfile/build:{secrets.token_hex(6)}"
+    try:
+        image_id = engine.build(api, ctx.stream(mtime), dockerfile=spec.dockerfile,
+                                build_args=args, tag=tag, log=log)
+        known = {layer.diff_id for layer in base.layers} if base is not None else set()
+        saved = engine.save(api, image_id, known=known, workdir=workdir / "layers")
+    finally:
+        engine.remove(api, tag)
+        if loaded:
+            engine.remove(api, loaded)
+    try:
+        return _assemble(saved, chosen, base if chosen.mode == "extend" else None, base_names,
+                         base_count, args, blobs, mtime, descriptor, log)
+    finally:
+        shutil.rmtree(workdir / "layers", ignore_errors=True)
+
+
+def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
+              base_names: Sequence[str], base_count: int, args: Mapping[str, str],
+              blobs: BlobDir, mtime: int, descriptor: Descriptor,
+              log: logging.Logger) -> Result:
+    config = jsonutil.loads(saved.config_bytes)
+    diff_ids = list(config.get("rootfs", {}).get("diff_ids") or [])
+    layers: list[image.Layer] = []
+    report: list[Layer] = []
+    dropped: list[str] = []
+    started = time.monotonic()
+    for index, diff_id in enumerate(diff_ids):
+        if base is not None and index < len(base.layers) and base.layers[index].diff_id == diff_id:
+            layer = base.layers[index]
+            name = base_names[index] if index < len(base_names) else "base"
+            layers.append(layer)
+            report.append(Layer(name, layer.digest, layer.diff_id, layer.size, True))
+            continue
+        path = saved.layer_files[diff_id]
+        if index < base_count:
+            # The FROM image's own layer, whose blob we do not have: same bytes, our framing.
+            blob = tarball.write_tar(_chunks(path), blobs.directory)
+            name = "base"
+        else:
+            members, leftovers = renormalise.plan(path, mtime)
+            dropped.extend(leftovers)
+            blob = tarball.write_tar(renormalise.tar_stream(path, members), blobs.directory)
+            name = "dockerfile"
+        layers.append(image.Layer(blob.digest, blob.diff_id, blob.size, blob.media_type, blobs))
+        report.append(Layer(name, blob.digest, blob.diff_id, blob.size, False))
+    retar = time.monotonic() - started
+    if dropped:
+        log.info("dropped %d package-manager leftovers that record build times: %s",
+                 len(dropped), ", ".join(sorted(set(dropped))[:8]))
+    out = image.Image(jsonutil.dumps(_config(config, layers, mtime, args, chosen, descriptor,
+                                             log)), tuple(layers))
+    return Result(out, tuple(report), retar, tuple(dropped))
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+def _config(config: Mapping[str, Any], layers: Sequence[image.Layer], mtime: int,
+            args: Mapping[str, str], chosen: Plan, descriptor: Descriptor,
+            log: logging.Logger) -> dict[str, Any]:
+    """The engine's config with only what an image means: no build times, hosts or args."""
+    created = image.created_from_epoch(mtime)
+    runtime = {k: v for k, v in (config.get("config") or {}).items()
+               if k in _RUNTIME_KEYS and v not in (None, "", [], {})}
+    labels = dict(runtime.get("Labels") or {})
+    labels[BUILD_LABEL] = _label(labels.get(BUILD_LABEL), chosen, descriptor)
+    runtime["Labels"] = labels
+    if chosen.mode == "container":
+        runtime["Env"] = _handler_env(list(runtime.get("Env") or []), descriptor)
+    user = str(runtime.get("User") or "")
+    if user.split(":")[0] in _ROOT_USERS:
+        log.warning("the image built from %s runs as root (USER %s); end the Dockerfile with "
+                    "'USER <the stack's user>' after installing packages as root",
+                    chosen.spec.dockerfile, user or "unset")
+    history = [_history(entry, created, args) for entry in config.get("history") or []]
+    out: dict[str, Any] = {
+        "architecture": config.get("architecture", "amd64"),
+        "os": config.get("os", "linux"),
+        "created": created,
+        "config": runtime,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": history,
+    }
+    for key in ("variant", "author"):
+        if config.get(key):
+            out[key] = config[key]
+    return out
+
+
+def _history(entry: Mapping[str, Any], created: str, args: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"created": created}
+    if entry.get("created_by"):
+        out["created_by"] = without_args(str(entry["created_by"]), args)
+    if entry.get("empty_layer"):
+        out["empty_layer"] = True
+    return out
+
+
+def without_args(created_by: str, args: Mapping[str, str]) -> str:
+    """``created_by`` with every build arg's value removed (``|1 K=V sh -c`` → ``|1 K sh -c``)."""
+    for key, value in sorted(args.items(), key=lambda kv: -len(kv[1])):
+        if not value:
+            continue
+        created_by = created_by.replace(f"{key}={value}", key)
+        if len(value) >= 4:
+            created_by = created_by.replace(value, f"${{{key}}}")
+    return created_by
+
+
+def _label(current: str | None, chosen: Plan, descriptor: Descriptor) -> str:
+    """Our build label with the Dockerfile recorded; a fresh one in container mode."""
+    record = {"mode": chosen.mode, "path": chosen.spec.dockerfile}
+    label: dict[str, Any] | None = None
+    if current is not None and chosen.mode == "extend":
+        try:
+            parsed = json.loads(current)
+        except ValueError:
+            parsed = None
+        label = parsed if isinstance(parsed, dict) else None
+    if label is None:
+        label = {
+            "api": BUILDPACK_API,
+            "lifecycle": __version__,
+            "project": descriptor.project_id,
+            "buildpacks": [],
+            "layers": [],
+            "processes": [{"name": fn.name, "event": fn.event, "command": [],
+                           "default": fn.default} for fn in descriptor.functions],
+            "stack": None,
+            "compressor": tarball.COMPRESSOR,
+        }
+    label["dockerfile"] = record
+    return jsonutil.dumps(label).decode()
+
+
+def _handler_env(env: list[str], descriptor: Descriptor) -> list[str]:
+    """Container mode: a function's handler still sets ENTRYPOINT/ENTRYPOINT_FUNC (§7)."""
+    present = {item.partition("=")[0] for item in env}
+    for fn in descriptor.functions:
+        if fn.dockerfile is not None and fn.handler:
+            for key, value in (("ENTRYPOINT", fn.entrypoint),
+                               ("ENTRYPOINT_FUNC", fn.entrypoint_func)):
+                if key not in present:
+                    env.append(f"{key}={value}")
+                    present.add(key)
+            break
+    return env
