@@ -78,9 +78,10 @@ def inside(app_dir: Path, rel: str, key: str) -> Path:
             hint="keep Dockerfiles and additional files inside the app directory; copy "
                  "what they need there instead of linking to it")
     if not os.path.lexists(path):
+        what = "the Dockerfile" if key == "dockerfile" else f"{key} ="
         raise DockerfileBuildFailed(
-            f"failed to prepare the Docker build context: {key} = {rel!r} does not exist in "
-            f"{app_dir}", hint="fix the path in the descriptor or create the file")
+            f"failed to find {what} {rel!r} in {app_dir}",
+            hint=f"create it, or fix the function's '{key}' in the descriptor")
     return path
 
 

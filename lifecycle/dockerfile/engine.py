@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import tarfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 LAST_LINES = 15
 """Lines of the failing step's output repeated with the error."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ENGINE_NOTES = (" ---> ", "Removing intermediate container")
 
 
 def connect() -> docker.APIClient:
@@ -119,12 +122,15 @@ def build(api: docker.APIClient, context: Iterable[bytes], *, dockerfile: str,
                 detail = message.get("errorDetail") or {}
                 error = str(message.get("error") or detail.get("message") or "unknown error")
                 _fail(dockerfile, Step(title, tuple(recent)), error, log)
-            text = str(message.get("stream") or "")
+            # The engine colours a step's stderr with ANSI escapes; they are noise here.
+            text = _ANSI.sub("", str(message.get("stream") or ""))
             for line in text.splitlines():
+                if not line.strip():
+                    continue
                 if line.startswith("Step "):
                     title = line.strip()
                     recent.clear()
-                elif line.strip():
+                elif not line.startswith(_ENGINE_NOTES):
                     recent.append(line.rstrip())
                 log.info("%s", line.rstrip())
             aux = message.get("aux")

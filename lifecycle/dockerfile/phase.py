@@ -96,6 +96,8 @@ def plan(app_dir: Path, spec: DockerfileSpec, log: logging.Logger) -> Plan:
     except (OSError, UnicodeDecodeError) as exc:
         raise DockerfileBuildFailed(f"failed to read the Dockerfile {path}: {exc}",
                                     hint="make it a readable UTF-8 text file") from exc
+    for number, copy in enumerate(spec.additional_files):  # refused before anything runs
+        context_mod.inside(app_dir, copy.source, f"additional-docker-files[{number}].from")
     api = engine.connect()
     host = engine.platform(api)
     parsed = syntax.parse(text, spec.dockerfile, build_args=spec.build_args, platform=host)
@@ -115,12 +117,12 @@ def plan(app_dir: Path, spec: DockerfileSpec, log: logging.Logger) -> Plan:
 
 
 def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Image | None,
-          base_names: Sequence[str], blobs: BlobDir, workdir: Path, mtime: int,
+          base_report: Sequence[tuple[str, bool]], blobs: BlobDir, workdir: Path, mtime: int,
           default_excludes: Sequence[str], log: logging.Logger) -> Result:
     """Build the planned Dockerfile and return the renormalised image.
 
-    ``base`` is the buildpacks' image (extend mode, or any stage using it), ``base_names``
-    the report names of its layers.
+    ``base`` is the buildpacks' image (extend mode, or any stage using it), ``base_report``
+    the name of each of its layers and whether the export reused it.
     """
     api: docker.APIClient = chosen.api
     spec = chosen.spec
@@ -147,14 +149,14 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
         if loaded:
             engine.remove(api, loaded)
     try:
-        return _assemble(saved, chosen, base if chosen.mode == "extend" else None, base_names,
+        return _assemble(saved, chosen, base if chosen.mode == "extend" else None, base_report,
                          base_count, args, blobs, mtime, descriptor, log)
     finally:
         shutil.rmtree(workdir / "layers", ignore_errors=True)
 
 
 def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
-              base_names: Sequence[str], base_count: int, args: Mapping[str, str],
+              base_report: Sequence[tuple[str, bool]], base_count: int, args: Mapping[str, str],
               blobs: BlobDir, mtime: int, descriptor: Descriptor,
               log: logging.Logger) -> Result:
     config = jsonutil.loads(saved.config_bytes)
@@ -166,9 +168,9 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
     for index, diff_id in enumerate(diff_ids):
         if base is not None and index < len(base.layers) and base.layers[index].diff_id == diff_id:
             layer = base.layers[index]
-            name = base_names[index] if index < len(base_names) else "base"
+            name, reused = base_report[index] if index < len(base_report) else ("base", True)
             layers.append(layer)
-            report.append(Layer(name, layer.digest, layer.diff_id, layer.size, True))
+            report.append(Layer(name, layer.digest, layer.diff_id, layer.size, reused))
             continue
         path = saved.layer_files[diff_id]
         if index < base_count:
