@@ -20,7 +20,8 @@ BASE_ARG = "HYBRIDLESS_IMAGE"
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
 _VARIABLE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-_HEREDOC = re.compile(r"<<-?\s*[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?")
+# A heredoc marker is a word of its own: "<<EOF", "<<-EOF", "<<'EOF'" (not "$((1<<2))").
+_HEREDOC = re.compile(r"(?:^|\s)<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?(?=\s|$)")
 # Flags the classic builder of Docker 20.10 does not know, per instruction; its error for them
 # says nothing about BuildKit, so they are named here.
 _BUILDKIT_FLAGS = {

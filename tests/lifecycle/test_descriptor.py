@@ -215,3 +215,51 @@ def test_cli_env_names_are_checked_whole(pair: str) -> None:
     with pytest.raises(UsageError):
         parse_env([pair])
     assert parse_env(["A_1=x\ny"]) == {"A_1": "x\ny"}
+
+
+def _function(extra: str) -> str:
+    return f'[[io.hybridless.functions]]\nname = "a"\ncommand = "true"\n{extra}\n'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[[io.hybridless.functions]]\nname = "a"\nruntime = "container"\n',
+     ["io.hybridless.functions[0]", "runtime = \"container\" but no 'dockerfile'"]),
+    (_function('dockerfile = "../Dockerfile"'),
+     ["io.hybridless.functions[0].dockerfile", '"../Dockerfile"', "leaves the app directory"]),
+    (_function('dockerfile = "/etc/Dockerfile"'), ["leaves the app directory"]),
+    (_function('dockerfile = "D"\nadditional-docker-files = [{ from = "a/../../x", to = "x" }]'),
+     ["io.hybridless.functions[0].additional-docker-files[0].from", "leaves the app"]),
+    (_function('dockerfile = "D"\nadditional-docker-files = [{ from = "x", to = "/x" }]'),
+     ["additional-docker-files[0].to", "leaves the app"]),
+    (_function('dockerfile = "D"\nadditional-docker-files = [{ from = "x" }]'),
+     ["additional-docker-files[0]", "missing the required key 'to'"]),
+    (_function('dockerfile = "D"\nadditional-docker-files = [{ from = "x", to = "y", mode = 1 }]'),
+     ["unknown key", "mode", "valid keys here: from, to"]),
+    (_function('docker-build-args = { A = "1" }'),
+     ["docker-build-args is set but", "no 'dockerfile'"]),
+    (_function('dockerfile = "D"\ndocker-build-args = { "A-B" = "1" }'),
+     ["docker-build-args"]),
+    (_function('dockerfile = "D"') + '[[io.hybridless.functions]]\nname = "b"\ncommand = "x"\n'
+     'dockerfile = "E"\n', ["io.hybridless.functions[1]", "one build makes one image"]),
+])
+def test_dockerfile_keys_are_validated(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(DescriptorSchemaError) as info:
+        descriptor.load(path)
+    assert info.value.exit_code == 11 and str(path) in info.value.message
+    for needle in expected:
+        assert needle in info.value.message
+
+
+def test_dockerfile_keys_are_typed(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[io.hybridless.functions]]\nname = "site"\nruntime = "container"\n'
+                 'dockerfile = "docker/Dockerfile"\n'
+                 'additional-docker-files = [{ from = "conf/a.conf", to = "a.conf" }]\n'
+                 'docker-build-args = { N = 3, FLAG = true }\n'
+                 '[[io.hybridless.functions]]\nname = "worker"\ncommand = "true"\n')
+    desc = descriptor.load(path)
+    spec = desc.dockerfile
+    assert spec == descriptor.DockerfileSpec(
+        "docker/Dockerfile", (descriptor.DockerFileCopy("conf/a.conf", "a.conf"),),
+        {"N": "3", "FLAG": "true"}, container=True)
+    assert desc.functions[0].handler is None and desc.functions[1].dockerfile is None
