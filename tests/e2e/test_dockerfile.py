@@ -259,3 +259,83 @@ def test_dockerfile_refusals_name_the_cause(
     assert needle in result.stderr
     if "last-words" in needle:
         assert "last-words-of-the-step" in result.stderr.split(needle)[1]
+
+
+DEB_DOCKERFILE = """\
+ARG HYBRIDLESS_IMAGE
+FROM ${HYBRIDLESS_IMAGE}
+USER root
+COPY hello-tool.deb /tmp/hello-tool.deb
+RUN dpkg -i /tmp/hello-tool.deb && rm /tmp/hello-tool.deb \\
+ && cp /bin/true /usr/local/bin/capable \\
+ && python3 -c "import os; os.setxattr('/usr/local/bin/capable', 'security.capability', \\
+bytes.fromhex('$CAPABILITY'))"
+USER 1000
+""".replace("$CAPABILITY", "0100000200040000000000000000000000000000")
+
+
+def _tiny_deb(workdir: Path) -> Path:
+    """A one-script Debian package, built reproducibly with dpkg-deb."""
+    root = workdir / "hello-tool"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: hello-tool\nVersion: 1.0\nArchitecture: all\nMaintainer: Tests <t@example.com>\n"
+        "Description: prints a greeting\n")
+    script = root / "usr" / "bin" / "hello-tool"
+    script.write_text("#!/bin/sh\necho hello from a deb\n")
+    script.chmod(0o755)
+    deb = workdir / "hello-tool.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)],
+                   check=True, capture_output=True, env={"SOURCE_DATE_EPOCH": "315532801",
+                                                         "PATH": "/usr/bin:/bin"})
+    return deb
+
+
+def test_extend_mode_installs_a_deb_on_a_nodejs_httpd_image(
+        tmp_path_factory: pytest.TempPathFactory, debian_base: BaseImage,
+        docker_client: docker.DockerClient) -> None:
+    deb = _tiny_deb(tmp_path_factory.mktemp("deb"))
+    built = []
+    for run in ("one", "two"):
+        root = tmp_path_factory.mktemp(f"dockerfile-deb-{run}")
+        app = copy_example("nodejs-handler", root / "src")
+        (app / "pkg").mkdir()
+        (app / "pkg" / "hello-tool.deb").write_bytes(deb.read_bytes())
+        (app / "Dockerfile").write_text(DEB_DOCKERFILE)
+        (app / "project.toml").write_text(textwrap.dedent("""
+            [_]
+            schema-version = "0.2"
+            id = "dev.hybridless.tests.deb"
+            [[io.hybridless.functions]]
+            name = "main"
+            handler = "handler.handler"
+            dockerfile = "Dockerfile"
+            additional-docker-files = [{ from = "pkg/hello-tool.deb", to = "hello-tool.deb" }]
+        """))
+        cli = CliRunner(home=root / "home", cache=root / "cache")
+        doc = run_json(cli, "build", app, "--image", f"oci:{root / 'out'}:main", "--run-image",
+                       debian_base.ref)
+        built.append((root / "out", doc))
+    (layout, first), (_, second) = built
+    assert first["digest"] == second["digest"]
+    manifest, _ = _layout_image(layout)
+    top = _members(layout, manifest["layers"][-1]["digest"])
+    capable = top["usr/local/bin/capable"]
+    assert capable.pax_headers.get("SCHILY.xattr.security.capability", "").encode(
+        "utf-8", "surrogateescape") == bytes.fromhex("0100000200040000000000000000000000000000")
+    assert "usr/bin/hello-tool" in top and "var/log/dpkg.log" not in top
+    assert "var/lib/dpkg/info/hello-tool.list" in top
+
+    archive = tmp_path_factory.mktemp("deb-archive") / "deb.tar"
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{layout}:main",
+                    f"docker-archive:{archive}:hybridless-e2e/dockerfile-deb:test"], check=True)
+    (tag,) = load_archive(docker_client, archive)
+    try:
+        with running(docker_client, tag, wait_path="/") as server:
+            with _DIRECT.open(server.url("/?name=deb"), timeout=5) as response:
+                assert json.loads(response.read())["message"] == "hello, deb"
+        tool = run_to_exit(docker_client, tag, [], entrypoint=["hello-tool"])
+        assert tool.stdout == "hello from a deb\n"
+    finally:
+        docker_client.images.remove(tag, force=True)
