@@ -131,8 +131,10 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
     loaded = None
     if base is not None:
         loaded = f"hybridless-dockerfile/base:{base.config_digest.removeprefix('sha256:')[:12]}"
-        log.info("loading the buildpacks' image into the engine as %s", loaded)
+        started = time.monotonic()
         engine.load(api, base, loaded, workdir, log)
+        log.info("loaded the buildpacks' image into the engine as %s (%.1f s)", loaded,
+                 time.monotonic() - started)
         args[syntax.BASE_ARG] = loaded
     engine.check_present(api, chosen.dockerfile.external_images)
     root = chosen.dockerfile.root_of(chosen.dockerfile.stages[-1])
@@ -140,10 +142,14 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
                   else engine.base_layer_count(api, root.base))
     tag = f"hybridless-dockerfile/build:{secrets.token_hex(6)}"
     try:
+        started = time.monotonic()
         image_id = engine.build(api, ctx.stream(mtime), dockerfile=spec.dockerfile,
                                 build_args=args, tag=tag, log=log)
+        log.info("the engine built %s (%.1f s)", image_id[:19], time.monotonic() - started)
+        started = time.monotonic()
         known = {layer.diff_id for layer in base.layers} if base is not None else set()
         saved = engine.save(api, image_id, known=known, workdir=workdir / "layers")
+        log.info("saved it from the engine (%.1f s)", time.monotonic() - started)
     finally:
         engine.remove(api, tag)
         if loaded:
@@ -185,6 +191,7 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
         layers.append(image.Layer(blob.digest, blob.diff_id, blob.size, blob.media_type, blobs))
         report.append(Layer(name, blob.digest, blob.diff_id, blob.size, False))
     retar = time.monotonic() - started
+    log.info("re-tarred the Dockerfile's layers (%.2f s)", retar)
     if dropped:
         log.info("dropped %d package-manager leftovers that record build times: %s",
                  len(dropped), ", ".join(sorted(set(dropped))[:8]))
