@@ -155,7 +155,7 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
         if loaded:
             engine.remove(api, loaded)
     try:
-        return _assemble(saved, chosen, base if chosen.mode == "extend" else None, base_report,
+        return _assemble(saved, chosen, base, base_report,
                          base_count, args, blobs, mtime, descriptor, log)
     finally:
         shutil.rmtree(workdir / "layers", ignore_errors=True)
@@ -170,11 +170,15 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
     layers: list[image.Layer] = []
     report: list[Layer] = []
     dropped: list[str] = []
+    # Any layer the buildpacks' image has keeps its blob, wherever it sits in the result.
+    ours: dict[str, tuple[image.Layer, str, bool]] = {}
+    for index, layer in enumerate(base.layers if base is not None else ()):
+        name, reused = base_report[index] if index < len(base_report) else ("base", True)
+        ours.setdefault(layer.diff_id, (layer, name, reused))
     started = time.monotonic()
     for index, diff_id in enumerate(diff_ids):
-        if base is not None and index < len(base.layers) and base.layers[index].diff_id == diff_id:
-            layer = base.layers[index]
-            name, reused = base_report[index] if index < len(base_report) else ("base", True)
+        if diff_id in ours:
+            layer, name, reused = ours[diff_id]
             layers.append(layer)
             report.append(Layer(name, layer.digest, layer.diff_id, layer.size, reused))
             continue

@@ -193,9 +193,17 @@ def test_container_mode_runs_its_own_server_with_build_args(
         tmp_path: Path) -> None:
     app = _container_app(tmp_path, busybox_in_docker)
     archive = tmp_path / "site.tar"
-    doc = run_json(cli, "build", app, "--image",
-                   f"docker-archive:{archive}:hybridless-e2e/dockerfile-site:test")
+    result = cli("build", app, "--image",
+                 f"docker-archive:{archive}:hybridless-e2e/dockerfile-site:test",
+                 "--tag", "site:1", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
     assert doc["dockerfile"] == {"mode": "container", "path": "docker/Dockerfile.site"}
+    assert "container mode (runtime = \"container\")" in result.stderr
+    assert "runs as root" not in result.stderr
+    stored = run_json(cli, "inspect", "site:1")
+    assert stored["digest"] == doc["digest"]
+    assert stored["build"]["dockerfile"]["mode"] == "container"
     (tag,) = load_archive(docker_client, archive)
     try:
         with running(docker_client, tag, wait_path="/index.html") as server:
@@ -339,3 +347,35 @@ def test_extend_mode_installs_a_deb_on_a_nodejs_httpd_image(
         assert tool.stdout == "hello from a deb\n"
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_a_root_result_warns_and_a_foreign_last_stage_is_container_mode(
+        cli: CliRunner, busybox_base: BaseImage, busybox_in_docker: DockerImage,
+        tmp_path: Path) -> None:
+    app = copy_example("procfile-hello", tmp_path / "src")
+    _write(app, f"ARG HYBRIDLESS_IMAGE\nFROM ${{HYBRIDLESS_IMAGE}} AS ours\n"
+                f"FROM {busybox_in_docker.name}\nCOPY --from=ours /var/task /var/task\n"
+                "USER root\n")
+    result = cli("build", app, "--image", f"oci:{tmp_path / 'out'}:x", "--run-image",
+                 busybox_base.ref, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "container mode: its last stage starts FROM" in result.stderr
+    assert "runs as root (USER root)" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["dockerfile"]["mode"] == "container"
+    manifest, config = _layout_image(tmp_path / "out")
+    assert len(manifest["layers"]) == 2  # busybox, then the copied app
+    label = json.loads(config["config"]["Labels"]["io.hybridless.build"])
+    assert label["dockerfile"] == {"mode": "container", "path": "Dockerfile"}
+    assert "hybridless-dockerfile" not in json.dumps(config)
+
+
+def test_an_unreadable_dockerignore_is_refused(cli: CliRunner, busybox_base: BaseImage,
+                                                tmp_path: Path) -> None:
+    app = copy_example("procfile-hello", tmp_path / "src")
+    _write(app, _EXTEND)
+    (app / ".dockerignore").write_bytes(b"\xff\xfe not utf-8\n")
+    result = cli("build", app, "--image", f"oci:{tmp_path / 'out'}:x", "--run-image",
+                 busybox_base.ref)
+    assert result.returncode == 90, result.stderr
+    assert ".dockerignore" in result.stderr and "UTF-8" in result.stderr
