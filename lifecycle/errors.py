@@ -106,6 +106,12 @@ class RegistryError(LifecycleError):
     exit_code = 72
 
 
+class DockerfileBuildFailed(LifecycleError):
+    """A custom Dockerfile could not be read or built (docs/reference.md §7)."""
+
+    exit_code = 90
+
+
 class Interrupted(LifecycleError):
     """The user interrupted the command."""
 

@@ -22,6 +22,7 @@ from lifecycle import jsonutil
 from lifecycle.errors import BaseImageNotFound, DockerfileBuildFailed
 from lifecycle.image import reference, transports
 from lifecycle.image.image import Image
+from lifecycle.phases.label import RunImage
 
 if TYPE_CHECKING:
     import docker
@@ -87,11 +88,17 @@ def check_present(api: docker.APIClient, images: Sequence[str]) -> None:
                      "docker-daemon: sink); the engine's own pull is not used") from None
 
 
-def base_layer_count(api: docker.APIClient, name: str) -> int:
-    """How many layers the image ``name`` in the engine has (0 for ``scratch``)."""
-    if name == "scratch":
-        return 0
-    return len(api.inspect_image(name).get("RootFS", {}).get("Layers") or [])
+def describe(api: docker.APIClient, name: str) -> RunImage:
+    """The ``FROM`` image of a container-mode build, as the build label records a base.
+
+    The engine knows an image by its id (the config's digest) and, when it was pulled or
+    pushed, a registry digest; the label takes the registry digest when there is one.
+    """
+    found = api.inspect_image(name)
+    diff_ids = found.get("RootFS", {}).get("Layers") or []
+    repo_digests = found.get("RepoDigests") or []
+    digest = str(repo_digests[0]).rpartition("@")[2] if repo_digests else str(found.get("Id"))
+    return RunImage(name, digest, len(diff_ids), diff_ids[-1] if diff_ids else None)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ times, container ids and build-arg values, none of which belong in a reproducibl
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -23,15 +22,16 @@ from lifecycle import __version__, jsonutil
 from lifecycle.descriptor import Descriptor, DockerfileSpec
 from lifecycle.dockerfile import context as context_mod
 from lifecycle.dockerfile import engine, renormalise, syntax
-from lifecycle.errors import DockerfileBuildFailed
+from lifecycle.errors import DockerfileBuildFailed, LifecycleError
 from lifecycle.hookspecs import BUILDPACK_API
 from lifecycle.image import image, tarball
 from lifecycle.image.blobs import BlobDir
+from lifecycle.phases import label as label_mod
+from lifecycle.phases.report import ExportedLayer
 
 if TYPE_CHECKING:
     import docker
 
-BUILD_LABEL = "io.hybridless.build"
 _ROOT_USERS = ("", "0", "root")
 _RUNTIME_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
                  "Labels", "StopSignal", "Healthcheck", "Shell")
@@ -53,6 +53,11 @@ class Plan:
         return "extend" if self.dockerfile.extends and not self.spec.container else "container"
 
     @property
+    def record(self) -> dict[str, str]:
+        """What the label and ``build --json`` say about the Dockerfile."""
+        return {"mode": self.mode, "path": self.spec.dockerfile}
+
+    @property
     def needs_buildpacks(self) -> bool:
         """Whether some stage starts from the buildpacks' image."""
         return not self.spec.container and any(
@@ -60,26 +65,11 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Layer:
-    """One layer of the result as ``build --json`` reports it."""
-
-    name: str
-    digest: str
-    diff_id: str
-    size: int
-    reused: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
 class Result:
     """The renormalised image, its per-layer report and the time the re-tar took."""
 
     image: image.Image
-    layers: tuple[Layer, ...]
+    layers: tuple[ExportedLayer, ...]
     retar_seconds: float
     dropped: tuple[str, ...]
 
@@ -138,8 +128,10 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
         args[syntax.BASE_ARG] = loaded
     engine.check_present(api, chosen.dockerfile.external_images)
     root = chosen.dockerfile.root_of(chosen.dockerfile.stages[-1])
+    from_image = (None if chosen.mode == "extend" or root.base == "scratch"
+                  else engine.describe(api, root.base))
     base_count = (len(base.layers) if chosen.mode == "extend" and base is not None
-                  else engine.base_layer_count(api, root.base))
+                  else from_image.layers if from_image is not None else 0)
     tag = f"hybridless-dockerfile/build:{secrets.token_hex(6)}"
     try:
         started = time.monotonic()
@@ -156,7 +148,7 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
             engine.remove(api, loaded)
     try:
         return _assemble(saved, chosen, base, base_report,
-                         base_count, args, blobs, mtime, descriptor, log)
+                         base_count, args, blobs, mtime, descriptor, from_image, log)
     finally:
         shutil.rmtree(workdir / "layers", ignore_errors=True)
 
@@ -164,11 +156,11 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
 def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
               base_report: Sequence[tuple[str, bool]], base_count: int, args: Mapping[str, str],
               blobs: BlobDir, mtime: int, descriptor: Descriptor,
-              log: logging.Logger) -> Result:
+              from_image: label_mod.RunImage | None, log: logging.Logger) -> Result:
     config = jsonutil.loads(saved.config_bytes)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids") or [])
     layers: list[image.Layer] = []
-    report: list[Layer] = []
+    report: list[ExportedLayer] = []
     dropped: list[str] = []
     # Any layer the buildpacks' image has keeps its blob, wherever it sits in the result.
     ours: dict[str, tuple[image.Layer, str, bool]] = {}
@@ -180,7 +172,7 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
         if diff_id in ours:
             layer, name, reused = ours[diff_id]
             layers.append(layer)
-            report.append(Layer(name, layer.digest, layer.diff_id, layer.size, reused))
+            report.append(ExportedLayer(name, layer.digest, layer.diff_id, layer.size, reused))
             continue
         path = saved.layer_files[diff_id]
         if index < base_count:
@@ -193,14 +185,14 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
             blob = tarball.write_tar(renormalise.tar_stream(path, members), blobs.directory)
             name = "dockerfile"
         layers.append(image.Layer(blob.digest, blob.diff_id, blob.size, blob.media_type, blobs))
-        report.append(Layer(name, blob.digest, blob.diff_id, blob.size, False))
+        report.append(ExportedLayer(name, blob.digest, blob.diff_id, blob.size, False))
     retar = time.monotonic() - started
     log.info("re-tarred the Dockerfile's layers (%.2f s)", retar)
     if dropped:
         log.info("dropped %d package-manager leftovers that record build times: %s",
                  len(dropped), ", ".join(sorted(set(dropped))[:8]))
     out = image.Image(jsonutil.dumps(_config(config, layers, mtime, args, chosen, descriptor,
-                                             log)), tuple(layers))
+                                             from_image, log)), tuple(layers))
     return Result(out, tuple(report), retar, tuple(dropped))
 
 
@@ -212,13 +204,13 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def _config(config: Mapping[str, Any], layers: Sequence[image.Layer], mtime: int,
             args: Mapping[str, str], chosen: Plan, descriptor: Descriptor,
-            log: logging.Logger) -> dict[str, Any]:
+            from_image: label_mod.RunImage | None, log: logging.Logger) -> dict[str, Any]:
     """The engine's config with only what an image means: no build times, hosts or args."""
     created = image.created_from_epoch(mtime)
     runtime = {k: v for k, v in (config.get("config") or {}).items()
                if k in _RUNTIME_KEYS and v not in (None, "", [], {})}
     labels = dict(runtime.get("Labels") or {})
-    labels[BUILD_LABEL] = _label(labels.get(BUILD_LABEL), chosen, descriptor)
+    labels[label_mod.BUILD_LABEL] = _label(labels, chosen, descriptor, from_image)
     runtime["Labels"] = labels
     if chosen.mode == "container":
         runtime["Env"] = _handler_env(list(runtime.get("Env") or []), descriptor)
@@ -262,30 +254,25 @@ def without_args(created_by: str, args: Mapping[str, str]) -> str:
     return created_by
 
 
-def _label(current: str | None, chosen: Plan, descriptor: Descriptor) -> str:
+def _label(labels: Mapping[str, str], chosen: Plan, descriptor: Descriptor,
+           from_image: label_mod.RunImage | None) -> str:
     """Our build label with the Dockerfile recorded; a fresh one in container mode."""
-    record = {"mode": chosen.mode, "path": chosen.spec.dockerfile}
-    label: dict[str, Any] | None = None
-    if current is not None and chosen.mode == "extend":
+    if chosen.mode == "extend":
         try:
-            parsed = json.loads(current)
-        except ValueError:
-            parsed = None
-        label = parsed if isinstance(parsed, dict) else None
-    if label is None:
-        label = {
-            "api": BUILDPACK_API,
-            "lifecycle": __version__,
-            "project": descriptor.project_id,
-            "buildpacks": [],
-            "layers": [],
-            "processes": [{"name": fn.name, "event": fn.event, "command": [],
-                           "default": fn.default} for fn in descriptor.functions],
-            "stack": None,
-            "compressor": tarball.COMPRESSOR,
-        }
-    label["dockerfile"] = record
-    return jsonutil.dumps(label).decode()
+            ours = label_mod.read(labels, chosen.spec.dockerfile)
+        except LifecycleError:
+            ours = None  # the Dockerfile set a LABEL of that name: its value stands
+        if ours is None:
+            return labels.get(label_mod.BUILD_LABEL, "")
+        return ours.with_dockerfile(chosen.mode, chosen.spec.dockerfile).encode()
+    fresh = label_mod.BuildLabel(
+        api=BUILDPACK_API, lifecycle=__version__, project=descriptor.project_id,
+        buildpacks=(), layers=(),
+        processes=tuple(label_mod.LabelProcess(fn.name, fn.event, (), fn.default)
+                        for fn in descriptor.functions),
+        run_image=from_image or label_mod.RunImage("scratch", "", 0, None),
+        stack=None, revision=None, compressor=tarball.COMPRESSOR)
+    return fresh.with_dockerfile(chosen.mode, chosen.spec.dockerfile).encode()
 
 
 def _handler_env(env: list[str], descriptor: Descriptor) -> list[str]:

@@ -24,7 +24,7 @@ BUILD_LABEL = "io.hybridless.build"
 STACK_LABEL = "io.hybridless.stack"
 """The run image's stack id (CONTRACT §6); a run image without it has no stack."""
 _KEYS = ("api", "lifecycle", "project", "buildpacks", "layers", "processes", "run-image",
-         "stack", "source", "compressor")
+         "stack", "source", "compressor", "dockerfile")
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ class BuildLabel:
     compressor: str
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Keys this lifecycle does not know (a newer writer's), kept as they are by rebase."""
+    dockerfile: Mapping[str, str] | None = None
+    """``{"mode": "extend" | "container", "path": …}`` for a custom Dockerfile's image (§7)."""
 
     def to_json(self) -> dict[str, Any]:
         """The label's JSON object (canonicalised by :meth:`encode`)."""
@@ -119,6 +121,8 @@ class BuildLabel:
             "stack": self.stack,
             "source": {"revision": self.revision} if self.revision else {},
             "compressor": self.compressor,
+            # Only images a Dockerfile built carry the key, so other digests do not change.
+            **({"dockerfile": dict(self.dockerfile)} if self.dockerfile is not None else {}),
         }
 
     def encode(self) -> str:
@@ -145,11 +149,17 @@ class BuildLabel:
             revision=source.get("revision"),
             compressor=str(data["compressor"]),
             extra={k: v for k, v in data.items() if k not in _KEYS},
+            dockerfile=({str(k): str(v) for k, v in data["dockerfile"].items()}
+                        if data.get("dockerfile") is not None else None),
         )
 
     def rebased(self, run_image: RunImage) -> BuildLabel:
         """The same label on another run image."""
         return replace(self, run_image=run_image)
+
+    def with_dockerfile(self, mode: str, path: str) -> BuildLabel:
+        """The same label recording the Dockerfile that built on top of it."""
+        return replace(self, dockerfile={"mode": mode, "path": path})
 
 
 def read(labels: Mapping[str, str], ref: object) -> BuildLabel | None:

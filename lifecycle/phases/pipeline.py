@@ -23,6 +23,7 @@ from lifecycle.descriptor import Descriptor
 from lifecycle.errors import (
     BaseImageNotFound,
     BuildError,
+    DockerfileBuildFailed,
     ExportError,
     LifecycleError,
     UsageError,
@@ -144,6 +145,9 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     if options.executor not in ("auto", "local"):
         raise UsageError(f"--executor {options.executor}: only 'local' (and 'auto') are "
                          "available in this release")
+    planned = _dockerfile_plan(inputs, log)
+    if planned is not None and not planned.needs_buildpacks:
+        return _run_container_build(inputs, options, planned, dest, tags, log)
     started = time.monotonic()
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
@@ -173,28 +177,108 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               blobs=project.blobs, stack=stack, mtime=mtime,
                               default_process=options.default_process, log=log,
                               app_index=AppIndex(project.project_dir / "app-index.json"))
+            final, layers = exported.image, exported.layers
+            if planned is not None:
+                timings["export"] = time.monotonic() - started
+                started = time.monotonic()
+                phase = (DockerfileBuildFailed, "build the Dockerfile")
+                result = _dockerfile_build(
+                    app_dir, desc, planned, exported.image,
+                    [(layer.name, layer.reused) for layer in exported.layers], project, mtime,
+                    options.registry, log)
+                final, layers = result.image, result.layers
+                timings["dockerfile"] = time.monotonic() - started
+                timings["retar"] = result.retar_seconds
+                started = time.monotonic()
+                phase = (ExportError, "export")
             log.info("writing %s", dest)
-            digest = transports.write_image(exported.image, dest, tags=tags,
+            digest = transports.write_image(final, dest, tags=tags,
                                             progress=log.info, registry=options.registry)
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
-    timings["export"] = time.monotonic() - started
+    timings["export"] = timings.get("export", 0.0) + time.monotonic() - started
 
     report = BuildReport(
         image=str(dest),
         tags=tuple(str(t) for t in tags),
         digest=digest,
-        config_digest=exported.image.config_digest,
-        layers=exported.layers,
+        config_digest=final.config_digest,
+        layers=layers,
         processes=tuple(ReportedProcess(p.name, p.event, p.name == exported.default_process)
                         for p in built.processes),
         timings={k: round(v, 3) for k, v in timings.items()},
         pushed=_pushed([dest, *tags], digest),
+        dockerfile=planned.record if planned is not None else None,
     )
+    if planned is not None:
+        # The engine's state (its FROM images) is not observed: no receipt may answer for it.
+        return report
     if observed is not None:
         _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
                         exported.image, log)
     return report
+
+
+def _dockerfile_plan(inputs: Inputs, log: logging.Logger) -> Any:
+    """The custom Dockerfile's plan when the descriptor names one (docs/reference.md §7)."""
+    app_dir, desc, _ = prepare(inputs, log)
+    if desc.dockerfile is None:
+        return None
+    from lifecycle.dockerfile import phase as dockerfile_phase
+
+    return dockerfile_phase.plan(app_dir, desc.dockerfile, log)
+
+
+def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Any, base: image.Image | None,
+                      base_report: list[tuple[str, bool]], project: cache_mod.ProjectCache,
+                      mtime: int, log: logging.Logger) -> Any:
+    import shutil
+    import tempfile
+
+    from lifecycle.dockerfile import phase as dockerfile_phase
+    from lifecycle.phases.export import DEFAULT_EXCLUDES
+
+    project.project_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="dockerfile-", dir=project.project_dir))
+    try:
+        return dockerfile_phase.build(app_dir, desc, chosen, base=base, base_report=base_report,
+                                      blobs=project.blobs, workdir=workdir, mtime=mtime,
+                                      default_excludes=DEFAULT_EXCLUDES, log=log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Any,
+                         dest: reference.Reference, tags: list[reference.Reference],
+                         log: logging.Logger) -> BuildReport:
+    """Container mode: the Dockerfile is the whole build; no buildpack runs."""
+    started = time.monotonic()
+    app_dir, desc, cache_root = prepare(inputs, log)
+    mtime = source_date_epoch()
+    project = cache_mod.ProjectCache(cache_root, cache_mod.project_key(desc.id, app_dir))
+    with project.locked():
+        result = _dockerfile_build(app_dir, desc, chosen, None, [], project, mtime, log)
+        built = time.monotonic()
+        log.info("writing %s", dest)
+        digest = transports.write_image(result.image, dest, tags=tags, progress=log.info,
+                                        registry=options.registry)
+    default = next((fn.name for fn in desc.functions if fn.default),
+                   desc.functions[0].name if desc.functions else None)
+    return BuildReport(
+        image=str(dest),
+        tags=tuple(str(t) for t in tags),
+        digest=digest,
+        config_digest=result.image.config_digest,
+        layers=result.layers,
+        processes=tuple(ReportedProcess(fn.name, fn.event, fn.name == default)
+                        for fn in desc.functions),
+        timings={"detect": 0.0, "build": round(built - started, 3),
+                 "export": round(time.monotonic() - built, 3),
+                 "dockerfile": round(built - started, 3),
+                 "retar": round(result.retar_seconds, 3)},
+        pushed=_pushed([dest, *tags], digest),
+        dockerfile=chosen.record,
+    )
 
 
 def _record_receipt(observed: receipt.Observation, report: BuildReport,

@@ -52,6 +52,7 @@ def rebase(ref_text: str, run_image_text: str, *, force: bool,
     if label is None:
         raise UsageError(f"failed to rebase {ref}: it has no {BUILD_LABEL} label, so its base "
                          "layers are unknown", hint="rebase images built by hybridless-lifecycle")
+    _check_dockerfile(ref, label, force)
     old = label.run_image
     count = old.layers
     if count > len(img.layers):
@@ -88,6 +89,24 @@ def _check_stack(recorded: str | None, offered: str | None,
         raise BuildError(f"failed to rebase: run image {new_ref} belongs to stack "
                          f"{offered or '(none)'}, the image was built on {recorded or '(none)'}",
                          hint="rebase onto a run image of the same stack, or --force")
+
+
+def _check_dockerfile(ref: reference.Reference, label: label_mod.BuildLabel,
+                      force: bool) -> None:
+    """A Dockerfile's layers were built against the old base, so swapping it needs consent."""
+    if label.dockerfile is None:
+        return
+    path = label.dockerfile.get("path")
+    if label.dockerfile.get("mode") != "extend":
+        raise BuildError(f"failed to rebase {ref}: it was built by the Dockerfile {path} in "
+                         "container mode, whose base is the Dockerfile's, not a run image of "
+                         "ours", hint="rebuild it instead")
+    if not force:
+        raise BuildError(f"failed to rebase {ref}: the Dockerfile {path} added layers built "
+                         "against the old run image (installed packages may depend on its "
+                         "libraries)",
+                         hint="rebuild the image, or pass --force if the Dockerfile's layers "
+                              "do not depend on the run image")
 
 
 def _check_platform(img: image.Image, new_base: image.Image,

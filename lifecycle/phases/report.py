@@ -54,6 +54,8 @@ class BuildReport(NamedTuple):
     """True when the build was answered from its receipt without running a phase."""
     pushed: tuple[str, ...] = ()
     """Registry references written, pinned by digest (``HOST/REPO@sha256:…``)."""
+    dockerfile: Mapping[str, str] | None = None
+    """``{"mode", "path"}`` when a custom Dockerfile took part (docs/reference.md §7)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``build --json`` document."""
@@ -67,6 +69,7 @@ class BuildReport(NamedTuple):
             "timings": dict(self.timings),
             "unchanged": self.unchanged,
             **({"pushed": list(self.pushed)} if self.pushed else {}),
+            **({"dockerfile": dict(self.dockerfile)} if self.dockerfile else {}),
         }
 
     @classmethod
@@ -83,6 +86,8 @@ class BuildReport(NamedTuple):
             timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
             unchanged=bool(data.get("unchanged", False)),
             pushed=tuple(str(r) for r in data.get("pushed") or ()),
+            dockerfile=({str(k): str(v) for k, v in data["dockerfile"].items()}
+                        if data.get("dockerfile") else None),
         )
 
     def answered_from_receipt(self, seconds: float) -> BuildReport:

@@ -60,3 +60,15 @@ def test_an_image_without_the_label_has_none() -> None:
 def test_an_unreadable_label_is_a_usage_error_naming_the_image(text: str) -> None:
     with pytest.raises(UsageError, match=f"failed to read the {BUILD_LABEL} label of img"):
         read({BUILD_LABEL: text}, "img")
+
+
+def test_the_dockerfile_record_is_typed_and_absent_unless_a_dockerfile_built() -> None:
+    label = BuildLabel.from_json(STORED)
+    assert label.dockerfile is None and "dockerfile" not in json.loads(label.encode())
+    recorded = label.with_dockerfile("extend", "docker/Dockerfile")
+    stored = json.loads(recorded.encode())
+    assert stored["dockerfile"] == {"mode": "extend", "path": "docker/Dockerfile"}
+    again = read({BUILD_LABEL: recorded.encode()}, "img")
+    assert again is not None and again.dockerfile == {"mode": "extend",
+                                                      "path": "docker/Dockerfile"}
+    assert again.encode() == recorded.encode() and "dockerfile" not in again.extra
