@@ -387,6 +387,8 @@ def _check_semantics(path: Path, data: Mapping[str, Any]) -> None:
             for key in ("from", "to"):
                 _check_relative(path, f"{where}.additional-docker-files[{number}].{key}",
                                 copy[key])
+            _check_not_over_dockerfile(path, f"{where}.additional-docker-files[{number}].to",
+                                       copy["to"], fn.get("dockerfile", ""))
         if "handler" not in fn and "command" not in fn and not container:
             raise DescriptorSchemaError(
                 f"{path}: {where} has neither 'handler' nor 'command'; "
@@ -416,6 +418,16 @@ def _check_one_dockerfile(path: Path, functions: Any) -> None:
                 f"io.hybridless.functions[{first[0]}]; one build makes one image, so give the "
                 "same dockerfile, additional-docker-files, docker-build-args and runtime, "
                 "or build them as separate projects")
+
+
+def _check_not_over_dockerfile(path: Path, where: str, target: str, dockerfile: str) -> None:
+    """An additional file may not replace the Dockerfile we read to plan the build."""
+    clean = "/".join(p for p in target.split("/") if p not in ("", "."))
+    wanted = "/".join(p for p in dockerfile.split("/") if p not in ("", "."))
+    if clean == wanted or wanted.startswith(clean + "/"):
+        raise DescriptorSchemaError(
+            f"{path}: {where} = {json.dumps(target)} would replace the Dockerfile "
+            f"{json.dumps(dockerfile)} in the build context; copy it to another path")
 
 
 def _check_relative(path: Path, where: str, value: str | None) -> None:

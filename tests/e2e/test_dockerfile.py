@@ -167,6 +167,7 @@ def _container_app(root: Path, base: DockerImage) -> Path:
         [[io.hybridless.functions]]
         name = "site"
         runtime = "container"
+        handler = "www/index.handler"
         dockerfile = "docker/Dockerfile.site"
         docker-build-args = {{ BASE = "{base.name}", GREETING = "{SECRET_LOOKING}" }}
         additional-docker-files = [{{ from = "conf/index.html", to = "www/index.html" }}]
@@ -222,6 +223,10 @@ def test_container_mode_runs_its_own_server_with_build_args(
     assert SECRET_LOOKING not in history and busybox_in_docker.name not in history
     label = json.loads(inspected["Config"]["Labels"]["io.hybridless.build"])
     assert label["dockerfile"]["mode"] == "container"
+    assert label["run-image"]["reference"] == busybox_in_docker.name
+    assert label["run-image"]["layers"] == 1
+    env = inspected["Config"]["Env"]
+    assert "ENTRYPOINT=www/index" in env and "ENTRYPOINT_FUNC=handler" in env
 
 
 def _write(app: Path, dockerfile: str, extra: str = "") -> None:

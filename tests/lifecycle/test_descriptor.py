@@ -235,6 +235,9 @@ def _function(extra: str) -> str:
      ["additional-docker-files[0]", "missing the required key 'to'"]),
     (_function('dockerfile = "D"\nadditional-docker-files = [{ from = "x", to = "y", mode = 1 }]'),
      ["unknown key", "mode", "valid keys here: from, to"]),
+    (_function('dockerfile = "docker/D"\n'
+               'additional-docker-files = [{ from = "x", to = "./docker" }]'),
+     ["additional-docker-files[0].to", "would replace the Dockerfile"]),
     (_function('docker-build-args = { A = "1" }'),
      ["docker-build-args is set but", "no 'dockerfile'"]),
     (_function('dockerfile = "D"\ndocker-build-args = { "A-B" = "1" }'),
