@@ -1,8 +1,9 @@
 """The Docker engine's part of a Dockerfile build, through the docker SDK's low-level API.
 
-Four calls: load our image (extend mode), check the ``FROM`` images, build (streaming the
-log and checking every message of it for an error), and save the result as a stream from
-which only the layers we lack are spooled to disk.
+Four steps: load our image (extend mode) through the ``docker-daemon:`` sink, pull the
+``FROM`` images the engine lacks with our registry client, build (streaming the log and
+checking every message of it for an error), and save the result as a stream from which only
+the layers we lack are spooled to disk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import logging
 import re
 import tarfile
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lifecycle import jsonutil
-from lifecycle.errors import BaseImageNotFound, DockerfileBuildFailed
+from lifecycle.errors import BaseImageNotFound, DockerfileBuildFailed, InvalidReference
 from lifecycle.image import reference, transports
 from lifecycle.image.image import Image
 from lifecycle.phases.label import RunImage
@@ -56,36 +58,47 @@ def platform(api: docker.APIClient) -> str:
     return f"{version.get('Os', 'linux')}/{arch}"
 
 
-def load(api: docker.APIClient, image: Image, name: str, workdir: Path,
-         log: logging.Logger) -> None:
-    """Load ``image`` into the engine as ``name``, through a ``docker-archive:`` file."""
-    archive = workdir / "base.tar"
-    transports.write_image(image, reference.parse(f"docker-archive:{archive}:{name}"))
-    try:
-        with archive.open("rb") as data:
-            for message in api.load_image(data):
-                if message.get("error"):
-                    raise DockerfileBuildFailed(
-                        f"failed to load the buildpacks' image into the engine: "
-                        f"{message['error']}")
-                if message.get("stream"):
-                    log.debug("%s", message["stream"].strip())
-    finally:
-        archive.unlink(missing_ok=True)
+def load(image: Image, name: str) -> None:
+    """Load ``image`` into the engine as ``name`` through our ``docker-daemon:`` sink.
+
+    The sink streams the archive and leaves out the layers the engine already has, so a
+    base the engine holds costs only the buildpacks' layers.
+    """
+    transports.write_image(image, reference.parse(f"docker-daemon:{name}"))
 
 
-def check_present(api: docker.APIClient, images: Sequence[str]) -> None:
-    """Refuse the build when a ``FROM`` image is missing from the engine (exit 30)."""
+def ensure_present(api: docker.APIClient, images: Sequence[str], *, platform: str,
+                   registry: Any, log: logging.Logger) -> None:
+    """Pull every ``FROM`` image the engine lacks with our registry client, and load it.
+
+    The engine's own pull is never used: it cannot reach registries that only our client can
+    (mirrors, ``registries.toml``, credentials helpers), nor air-gapped sites' mirrors.
+    """
     import docker.errors
 
     for name in images:
         try:
             api.inspect_image(name)
+            continue
         except docker.errors.ImageNotFound:
+            pass
+        if "@" in name:
             raise BaseImageNotFound(
                 f"failed to find the Dockerfile's FROM image {name} in the Docker engine",
-                hint="load it first (docker load, or push it from any source with our "
-                     "docker-daemon: sink); the engine's own pull is not used") from None
+                hint="the engine cannot be given an image by digest: load it first, or name "
+                     "it by tag in the Dockerfile")
+        try:
+            source = reference.parse(f"docker://{name}")
+        except InvalidReference as exc:
+            raise BaseImageNotFound(
+                f"failed to find the Dockerfile's FROM image {name} in the Docker engine, "
+                f"and it is no registry reference: {exc.message}",
+                hint="load it into the engine first") from None
+        started = time.monotonic()
+        pulled = transports.read_image(source, platform=platform, registry=registry)
+        transports.write_image(pulled, reference.parse(f"docker-daemon:{name}"))
+        log.info("pulled the FROM image %s with our registry client and loaded it into the "
+                 "engine (%.1f s)", name, time.monotonic() - started)
 
 
 def describe(api: docker.APIClient, name: str) -> RunImage:

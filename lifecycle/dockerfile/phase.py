@@ -13,7 +13,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,11 +108,12 @@ def plan(app_dir: Path, spec: DockerfileSpec, log: logging.Logger) -> Plan:
 
 def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Image | None,
           base_report: Sequence[tuple[str, bool]], blobs: BlobDir, workdir: Path, mtime: int,
-          default_excludes: Sequence[str], log: logging.Logger) -> Result:
+          default_excludes: Sequence[str], log: logging.Logger, registry: Any = None) -> Result:
     """Build the planned Dockerfile and return the renormalised image.
 
     ``base`` is the buildpacks' image (extend mode, or any stage using it), ``base_report``
-    the name of each of its layers and whether the export reused it.
+    the name of each of its layers and whether the export reused it; ``registry`` the
+    registry options ``FROM`` images are pulled with.
     """
     api: docker.APIClient = chosen.api
     spec = chosen.spec
@@ -122,11 +123,12 @@ def build(app_dir: Path, descriptor: Descriptor, chosen: Plan, *, base: image.Im
     if base is not None:
         loaded = f"hybridless-dockerfile/base:{base.config_digest.removeprefix('sha256:')[:12]}"
         started = time.monotonic()
-        engine.load(api, base, loaded, workdir, log)
+        engine.load(base, loaded)
         log.info("loaded the buildpacks' image into the engine as %s (%.1f s)", loaded,
                  time.monotonic() - started)
         args[syntax.BASE_ARG] = loaded
-    engine.check_present(api, chosen.dockerfile.external_images)
+    engine.ensure_present(api, chosen.dockerfile.external_images, platform=chosen.platform,
+                          registry=registry, log=log)
     root = chosen.dockerfile.root_of(chosen.dockerfile.stages[-1])
     from_image = (None if chosen.mode == "extend" or root.base == "scratch"
                   else engine.describe(api, root.base))
@@ -177,12 +179,12 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
         path = saved.layer_files[diff_id]
         if index < base_count:
             # The FROM image's own layer, whose blob we do not have: same bytes, our framing.
-            blob = tarball.write_tar(_chunks(path), blobs.directory)
+            blob = tarball.write_tar_layer(tarball.read_blocks(path), blobs)
             name = "base"
         else:
             members, leftovers = renormalise.plan(path, mtime)
             dropped.extend(leftovers)
-            blob = tarball.write_tar(renormalise.tar_stream(path, members), blobs.directory)
+            blob = tarball.write_tar(renormalise.tar_stream(path, members), blobs)
             name = "dockerfile"
         layers.append(image.Layer(blob.digest, blob.diff_id, blob.size, blob.media_type, blobs))
         report.append(ExportedLayer(name, blob.digest, blob.diff_id, blob.size, False))
@@ -194,12 +196,6 @@ def _assemble(saved: engine.Saved, chosen: Plan, base: image.Image | None,
     out = image.Image(jsonutil.dumps(_config(config, layers, mtime, args, chosen, descriptor,
                                              from_image, log)), tuple(layers))
     return Result(out, tuple(report), retar, tuple(dropped))
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            yield chunk
 
 
 def _config(config: Mapping[str, Any], layers: Sequence[image.Layer], mtime: int,

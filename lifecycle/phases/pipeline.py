@@ -231,7 +231,7 @@ def _dockerfile_plan(inputs: Inputs, log: logging.Logger) -> Any:
 
 def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Any, base: image.Image | None,
                       base_report: list[tuple[str, bool]], project: cache_mod.ProjectCache,
-                      mtime: int, log: logging.Logger) -> Any:
+                      mtime: int, registry: Any, log: logging.Logger) -> Any:
     import shutil
     import tempfile
 
@@ -243,7 +243,8 @@ def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Any, base: image.
     try:
         return dockerfile_phase.build(app_dir, desc, chosen, base=base, base_report=base_report,
                                       blobs=project.blobs, workdir=workdir, mtime=mtime,
-                                      default_excludes=DEFAULT_EXCLUDES, log=log)
+                                      default_excludes=DEFAULT_EXCLUDES, log=log,
+                                      registry=registry)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -257,7 +258,8 @@ def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Any,
     mtime = source_date_epoch()
     project = cache_mod.ProjectCache(cache_root, cache_mod.project_key(desc.id, app_dir))
     with project.locked():
-        result = _dockerfile_build(app_dir, desc, chosen, None, [], project, mtime, log)
+        result = _dockerfile_build(app_dir, desc, chosen, None, [], project, mtime,
+                                   options.registry, log)
         built = time.monotonic()
         log.info("writing %s", dest)
         digest = transports.write_image(result.image, dest, tags=tags, progress=log.info,

@@ -21,6 +21,7 @@ from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
 from tests.infra.containers import load_archive, run_to_exit, running
 from tests.infra.images import BaseImage, DockerImage
+from tests.infra.services import Registry
 
 if TYPE_CHECKING:
     import docker
@@ -254,13 +255,14 @@ _EXTEND = "ARG HYBRIDLESS_IMAGE\nFROM ${HYBRIDLESS_IMAGE}\n"
     ("# syntax=docker/dockerfile:1.7\n" + _EXTEND, "", 90, "BuildKit frontend"),
     (_EXTEND + "RUN echo last-words-of-the-step && false\n", "", 90,
      "Step 3/3 : RUN echo last-words-of-the-step && false"),
-    ("FROM hybridless-tests/not-there:1\n", "", 30, "not-there:1"),
+    ("FROM {registry}/not-there:1\n", "", 72, "not-there"),
+    ("FROM not-there@sha256:" + "0" * 64 + "\n", "", 30, "name it by tag"),
 ])
 def test_dockerfile_refusals_name_the_cause(
-        cli: CliRunner, busybox_base: BaseImage, tmp_path: Path, dockerfile: str | None,
-        extra: str, code: int, needle: str) -> None:
+        cli: CliRunner, busybox_base: BaseImage, registry: Registry, tmp_path: Path,
+        dockerfile: str | None, extra: str, code: int, needle: str) -> None:
     app = copy_example("procfile-hello", tmp_path / "src")
-    _write(app, dockerfile or "", extra)
+    _write(app, (dockerfile or "").replace("{registry}", registry.host), extra)
     if dockerfile is None:
         (app / "Dockerfile").unlink()
     if "escape" in extra:
@@ -384,3 +386,43 @@ def test_an_unreadable_dockerignore_is_refused(cli: CliRunner, busybox_base: Bas
                  busybox_base.ref)
     assert result.returncode == 90, result.stderr
     assert ".dockerignore" in result.stderr and "UTF-8" in result.stderr
+
+
+def test_from_images_are_pulled_by_our_client_and_the_result_pushed(
+        cli: CliRunner, busybox_base: BaseImage, registry: Registry,
+        docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    """A FROM image only a registry has is pulled by our client; the result goes to a registry."""
+    source = f"{registry.host}/dockerfile-tests/busybox:from"
+    run_json(cli, "push", busybox_base.ref, f"docker://{source}")
+    app = tmp_path / "pulled"
+    app.mkdir()
+    (app / "hello.txt").write_text("served after a pull\n")
+    (app / "project.toml").write_text(textwrap.dedent("""
+        [_]
+        schema-version = "0.2"
+        id = "dev.hybridless.tests.pulled"
+        [[io.hybridless.functions]]
+        name = "site"
+        runtime = "container"
+        dockerfile = "Dockerfile"
+    """))
+    (app / "Dockerfile").write_text(
+        f"FROM {source}\nCOPY hello.txt /www/hello.txt\nUSER 1000\n"
+        'ENTRYPOINT ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+    target = f"{registry.host}/dockerfile-tests/site:pushed"
+    try:
+        result = cli("build", app, "--image", f"docker://{target}", "--json")
+        assert result.returncode == 0, result.stderr
+        assert "pulled the FROM image" in result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["pushed"] == [f"{target.rsplit(':', 1)[0]}@{doc['digest']}"]
+        pulled = docker_client.images.pull(target)
+        with running(docker_client, str(pulled.id), wait_path="/hello.txt") as server:
+            with _DIRECT.open(server.url("/hello.txt"), timeout=5) as response:
+                assert response.read() == b"served after a pull\n"
+    finally:
+        for name in (source, target):
+            try:
+                docker_client.images.remove(name, force=True)
+            except Exception:  # not loaded: the assertion above says why
+                pass
