@@ -1,7 +1,8 @@
 """The build context sent to the engine: the filtered app, then the additional files.
 
-Filters, in order: the engine's default excludes (``.git``, and whatever the export adds),
-the descriptor's include/exclude rules, the app's ``.dockerignore`` (Docker's rules: patterns
+Filters, in order: the engine's default excludes (``.git``) and its secrets list
+(:mod:`lifecycle.exclusions`: ``.env``, ``.npmrc``, the descriptor...), the descriptor's
+include/exclude rules, the app's ``.dockerignore`` (Docker's rules: patterns
 anchored at the root, ``**``, ``!`` exceptions, the last matching line wins). The
 ``additional-docker-files`` come last, replacing what the app had at their ``to`` path.
 Nothing may lead outside the app directory: symlinks in the app are refused as in the app
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lifecycle import exclusions
 from lifecycle.descriptor import Descriptor, DockerfileSpec
 from lifecycle.errors import DockerfileBuildFailed
 from lifecycle.image import tarball, tree
@@ -54,7 +56,9 @@ def collect(app_dir: Path, descriptor: Descriptor, spec: DockerfileSpec,
             hint="create it, or fix the function's 'dockerfile' key in the descriptor")
     entries = tree.scan(app_dir, prefix="", include=descriptor.include,
                         exclude=(*default_excludes, *descriptor.exclude), confine=True,
-                        app_modes=True, warn=log.warning)
+                        app_modes=True, warn=log.warning,
+                        secrets=exclusions.patterns(app_dir, descriptor.path),
+                        on_secret=lambda rel: log.warning("%s", exclusions.message(rel)))
     ignore = Dockerignore.read(app_dir / DOCKERIGNORE)
     entries = [e for e in entries if not ignore.excludes(e.name)]
     # The engine needs the Dockerfile itself whatever the filters say, as `docker build` does.

@@ -106,3 +106,13 @@ def test_dockerignore_matches_like_docker(tmp_path: Path, pattern: str, path: st
                                           excluded: bool) -> None:
     (tmp_path / ".dockerignore").write_text(pattern + "\n")
     assert context.Dockerignore.read(tmp_path / ".dockerignore").excludes(path) is excluded
+
+
+def test_the_engines_secrets_list_keeps_credentials_out(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / ".npmrc").write_text("//registry.npmjs.org/:_authToken=secret\n")
+    (app / "project.toml").write_text("[_]\n")
+    (app / "src" / ".env.production").write_text("TOKEN=1\n")
+    got = names(app, DockerfileSpec("Dockerfile"))
+    assert not {".env", ".npmrc", "project.toml", "src/.env.production"} & set(got)
+    assert "src/index.js" in got
