@@ -6,15 +6,18 @@ inputs from the command line and hands each phase's output to the next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import paths, plugins
+from lifecycle import secrets as secrets_mod
+from lifecycle.buildcontainer.executor import ContainerExecutor
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
 from lifecycle.cache.appindex import AppIndex
@@ -54,6 +57,9 @@ class BuildInputs:
     platform: str | None = None
     registry: Any = None
     """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
+    network: str = "host"
+    ca_bundle: str | None = None
+    secrets: tuple[secrets_mod.SecretSpec, ...] = ()
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -128,9 +134,6 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     timings: dict[str, float] = {}
     dest = reference.parse(options.image)
     tags = [reference.parse(t) for t in options.tags]
-    if options.executor not in ("auto", "local"):
-        raise UsageError(f"--executor {options.executor}: only 'local' (and 'auto') are "
-                         "available in this release")
     started = time.monotonic()
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
@@ -143,9 +146,13 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     project = cache_mod.ProjectCache(cache_root,
                                      cache_mod.project_key(desc.id, app_dir))
     with project.locked():
-        built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
-                      base_env={**host_env(), **desc.build_env, **inputs.env},
-                      stack=stack, mtime=mtime, log=log, stack_provides=chosen.provides)
+        with secrets_mod.staged(options.secrets) as secret_files, \
+                _executor(options, app_dir, project, outcome, secret_files, log) as (
+                    executor, host_base):
+            built = build(app_dir, desc, outcome, project, executor=executor,
+                          base_env={**host_base, **desc.build_env, **inputs.env},
+                          stack=stack, mtime=mtime, log=log, stack_provides=chosen.provides,
+                          secrets=secret_files)
         timings["build"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -173,6 +180,32 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
                         exported.image, log)
     return report
+
+
+@contextlib.contextmanager
+def _executor(options: BuildInputs, app_dir: Path, project: cache_mod.ProjectCache,
+              outcome: DetectOutcome, secret_files: Mapping[str, Path], log: logging.Logger
+              ) -> Iterator[tuple[HostExecutor | ContainerExecutor, dict[str, str]]]:
+    """The chosen executor and the base of its build env; a build container is removed on
+    the way out, however the build ends."""
+    from lifecycle.buildcontainer.choice import build_image_of, choose
+
+    image, source = build_image_of(None)
+    choice, client = choose(options.executor, image, source, log)
+    project.executor = choice.cache_key
+    if client is None:
+        yield HostExecutor(), host_env()
+        return
+    from lifecycle.buildcontainer import spec
+
+    assert choice.image is not None
+    layer_dirs = {lp.id: project.layers_dir(lp.id) for lp in outcome.group}
+    container = spec.container_spec(choice.image, app_dir=app_dir, layer_dirs=layer_dirs,
+                                    secrets_dir=secrets_mod.directory_of(secret_files),
+                                    ca=spec.ca_bundle(options.ca_bundle),
+                                    network=options.network)
+    with ContainerExecutor(container, client, log) as executor:
+        yield executor, spec.image_env(client, choice.image)
 
 
 def _record_receipt(observed: receipt.Observation, report: BuildReport,
