@@ -94,9 +94,10 @@ def _value(spec: SecretSpec, environ: Mapping[str, str]) -> bytes:
     except OSError as exc:
         raise UsageError(f"{where}: cannot open it ({exc.strerror})",
                          hint="name a readable file") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{where}: not a regular file", hint="name a readable file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise UsageError(f"{where}: not a regular file", hint="name a readable file")
         data = handle.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise UsageError(f"{where}: larger than {MAX_BYTES} bytes",

@@ -41,7 +41,7 @@ class PathMap:
         # A prefix counts only where a path component ends: '/a/layers' must not rewrite
         # '/a/layers2'. A path starts the value or follows a separator ('=', ':', space…).
         alternatives = "|".join(re.escape(host) for host, _ in self.pairs)
-        return re.compile(rf"(?:(?<=^)|(?<=[=:;,\s\"'(]))({alternatives})(?=/|$|[:;,\s\"')])")
+        return re.compile(rf"(?:(?<=^)|(?<=[=:;,\s\"'(]))({alternatives})(?=/|$|[:;,=\s\"')])")
 
     def translate(self, text: str) -> str:
         """``text`` with every mapped host path rewritten to its container path."""
