@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
+from tests.infra.build_image import build_build_image
 from tests.infra.cli import CliRunner
 from tests.infra.images import (
     BaseImage,
@@ -48,7 +49,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEBIAN_FIXTURES = frozenset({"debian_base", "debian_in_docker", "stack_home"})
+DEBIAN_FIXTURES = frozenset(
+    {"debian_base", "debian_in_docker", "stack_home", "build_image_in_docker"}
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -209,6 +212,24 @@ def debian_in_docker(
     # names it, so a stale one is never reused.
     yield from _loaded(
         docker_client, debian_base, "hybridless-tests/debian", tmp_path_factory, keep=True
+    )
+
+
+@pytest.fixture(scope="session")
+def build_image_in_docker(
+    request: pytest.FixtureRequest,
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DockerImage]:
+    """A Debian build image (compiler, Python headers) loaded into the engine, kept between runs."""
+    if not _heavy_allowed(request.config):
+        pytest.skip("builds a Debian build image (1-2 min the first time): CI or -m debian")
+    try:
+        image = build_build_image()
+    except ServiceUnavailable as exc:
+        unavailable("the Debian build image", str(exc))
+    yield from _loaded(
+        docker_client, image, "hybridless-tests/build", tmp_path_factory, keep=True
     )
 
 

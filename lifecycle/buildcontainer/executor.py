@@ -28,6 +28,11 @@ from lifecycle.executor import TAIL_LINES, finish
 from lifecycle.hookspecs import RunResult
 
 HOME = "/tmp/hybridless-home"
+# Set for every command, for reproducible layers. HOME: see the module docstring. Tools written
+# in Python (node-gyp's gyp) would otherwise drop timestamped .pyc files into the layers they
+# run from (buildpacks that ship bytecode compile it explicitly), and gyp writes Makefile
+# dependencies in set order, which string hash randomisation changes from run to run.
+FIXED_ENV = {"HOME": HOME, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
 CONTAINER_LABEL = "io.hybridless.build-container"
 CA_VARIABLES = ("SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "REQUESTS_CA_BUNDLE")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy",
@@ -97,7 +102,7 @@ class ContainerExecutor:
         container = self._ensure_started()
         paths = self.spec.paths
         inside = paths.argv(argv)
-        environment = {**paths.env(env), **self.spec.extra_env, "HOME": HOME}
+        environment = {**paths.env(env), **self.spec.extra_env, **FIXED_ENV}
         log.debug("$ %s (in the build container, in %s)", " ".join(inside),
                   paths.translate(str(cwd)))
         api = self._client.api
