@@ -74,15 +74,20 @@ PyMODINIT_FUNC PyInit_cext(void) { return PyModule_Create(&module); }
 """
 
 
-def _tgz(path: Path, files: dict[str, str], prefix: str) -> Path:
-    """A gzip tarball of ``files`` under ``prefix/`` with fixed times."""
-    with tarfile.open(path, "w:gz") as tar:
+def _tgz(path: Path | None, files: dict[str, str], prefix: str) -> bytes:
+    """A gzip tarball of ``files`` under ``prefix/``, byte for byte the same every time (fixed
+    times in the tar and in the gzip header); written to ``path`` when given."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, text in sorted(files.items()):
             data = text.encode()
             info = tarfile.TarInfo(f"{prefix}/{name}")
             info.size, info.mode, info.mtime = len(data), 0o644, 315532800
             tar.addfile(info, io.BytesIO(data))
-    return path
+    packed = gzip.compress(buffer.getvalue(), mtime=0)
+    if path is not None:
+        path.write_bytes(packed)
+    return packed
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -142,16 +147,9 @@ def npm_registry() -> Iterator[NpmServer]:
         server.publish(package, NODE_VERSION, node, integrity=node_meta["integrity"])
         server.publish("npm", NPM_VERSION, npm, integrity=npm_meta["integrity"],
                        extra={"engines": npm_meta.get("engines", {})})
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for name, text in (("package.json", json.dumps({"name": "private-dep",
-                                                            "version": "1.0.0"})),
-                               ("index.js", "exports.word = 'private';\n")):
-                data = text.encode()
-                info = tarfile.TarInfo(f"package/{name}")
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        server.publish("private-dep", "1.0.0", buffer.getvalue())
+        server.publish("private-dep", "1.0.0", _tgz(None, {
+            "package.json": json.dumps({"name": "private-dep", "version": "1.0.0"}),
+            "index.js": "exports.word = 'private';\n"}, "package"))
         server.token, server.private = TOKEN, {"private-dep"}
         yield server
 
@@ -206,8 +204,8 @@ def _result(client: docker.DockerClient, root: Path, name: str) -> str:
         finished = run_to_exit(client, tag, ["{}"], timeout=120)
     finally:
         client.images.remove(tag, force=True)
-    assert finished.exit_code == 0, finished.output
-    return json.loads(finished.output.strip().splitlines()[-1])["body"]
+    assert finished.exit_code == 0, finished.stdout + finished.stderr
+    return str(json.loads(finished.last_line)["body"])
 
 
 def _everything(roots: list[Path], skip: set[Path]) -> Iterator[tuple[Path, bytes]]:
