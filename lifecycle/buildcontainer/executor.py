@@ -105,20 +105,28 @@ class ContainerExecutor:
         environment = {**paths.env(env), **self.spec.extra_env, **FIXED_ENV}
         log.debug("$ %s (in the build container, in %s)", " ".join(inside),
                   paths.translate(str(cwd)))
+        import docker.errors
+        import requests.exceptions
+
         api = self._client.api
-        exec_id = api.exec_create(
-            container.id, inside, environment=[f"{k}={v}" for k, v in environment.items()],
-            workdir=paths.translate(str(cwd)), user=self._user, stdout=True, stderr=True,
-        )["Id"]
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         captured: list[str] = []
-        for line in _lines(api.exec_start(exec_id, stream=True)):
-            tail.append(line)
-            if capture:
-                captured.append(line)
-            else:
-                log.info("  %s", line)
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            exec_id = api.exec_create(
+                container.id, inside, environment=[f"{k}={v}" for k, v in environment.items()],
+                workdir=paths.translate(str(cwd)), user=self._user, stdout=True, stderr=True,
+            )["Id"]
+            for line in _lines(api.exec_start(exec_id, stream=True)):
+                tail.append(line)
+                if capture:
+                    captured.append(line)
+                else:
+                    log.info("  %s", line)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise BuildError(f"failed to run {' '.join(argv)!r} for buildpack '{buildpack}' in "
+                             f"the build container: the Docker engine failed ({exc})",
+                             hint="check `docker info`, or build with --executor local") from exc
         returncode = 1 if code is None else int(code)
         if returncode in (126, 127) and any(
                 marker in "\n".join(tail) for marker in _NOT_FOUND) and len(tail) <= 3:

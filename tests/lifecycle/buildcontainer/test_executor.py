@@ -169,3 +169,16 @@ def test_a_missing_build_image_is_named(docker_client: docker.DockerClient,
     with pytest.raises(BuildError, match="no-such-image"), \
             _executor(docker_client, image, dirs) as executor:
         _run(executor, "true", dirs[0])
+
+
+def test_a_container_killed_under_the_build_is_a_lifecycle_failure(
+        docker_client: docker.DockerClient, busybox_in_docker: DockerImage,
+        dirs: tuple[Path, Path, Path]) -> None:
+    with _executor(docker_client, busybox_in_docker, dirs) as executor:
+        _run(executor, "true", dirs[0])
+        (container,) = [c for c in _ours(docker_client)
+                        if c.id == executor._container.id]  # type: ignore[attr-defined]
+        container.remove(force=True)  # type: ignore[attr-defined]
+        with pytest.raises(BuildError, match="the Docker engine failed") as caught:
+            _run(executor, "true", dirs[0])
+    assert caught.value.exit_code == 51
