@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from tests.infra.build_image import build_build_image
 from tests.infra.cli import CliRunner
 from tests.infra.images import (
     BaseImage,
@@ -49,9 +48,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEBIAN_FIXTURES = frozenset(
-    {"debian_base", "debian_in_docker", "stack_home", "build_image_in_docker"}
-)
+DEBIAN_FIXTURES = frozenset({"debian_base", "debian_in_docker", "stack_home"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -215,24 +212,6 @@ def debian_in_docker(
     )
 
 
-@pytest.fixture(scope="session")
-def build_image_in_docker(
-    request: pytest.FixtureRequest,
-    docker_client: docker.DockerClient,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[DockerImage]:
-    """A Debian build image (compiler, Python headers) loaded into the engine, kept between runs."""
-    if not _heavy_allowed(request.config):
-        pytest.skip("builds a Debian build image (1-2 min the first time): CI or -m debian")
-    try:
-        image = build_build_image()
-    except ServiceUnavailable as exc:
-        unavailable("the Debian build image", str(exc))
-    yield from _loaded(
-        docker_client, image, "hybridless-tests/build", tmp_path_factory, keep=True
-    )
-
-
 def _loaded(
     client: docker.DockerClient,
     image: BaseImage,
@@ -266,7 +245,7 @@ def _loaded(
 
 @pytest.fixture(scope="session")
 def stack_home(request: pytest.FixtureRequest) -> Path:
-    """A ``HYBRIDLESS_HOME`` whose store holds the run images of the recipe stacks the tests use.
+    """A ``HYBRIDLESS_HOME`` whose store holds the run and build images of the recipe stacks.
 
     Built once (about a minute per image) and cached under ``~/.cache/hybridless-tests``; a
     changed recipe gets a new store name, and the stale ones are dropped here.

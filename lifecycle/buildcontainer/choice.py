@@ -1,15 +1,18 @@
 """``--executor auto|docker|local``: which executor runs the build's commands, and why.
 
-``auto`` takes ``docker`` when the stack has a build image and a Docker engine answers, else
-``local``; the reason is printed either way. The choice (with the build image's id) is also
-the key that keeps layers made by one executor from being reused by another.
+``auto`` takes ``docker`` when there is a build image (the stack's, or ``HYBRIDLESS_BUILD_IMAGE``)
+and a Docker engine answers, else ``local``; the reason is printed either way. The stack's
+build image is put into the engine only once the engine has answered: from the local store
+(built there first when missing) through the ``docker-daemon:`` sink. The choice, with the
+build image's id, is also the key that keeps layers made by one executor from being reused by
+another.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +21,21 @@ from lifecycle.errors import BaseImageNotFound, BuildError, UsageError
 
 EXECUTORS = ("auto", "docker", "local")
 BUILD_IMAGE_ENV = "HYBRIDLESS_BUILD_IMAGE"
-"""Names an image already in the Docker engine to build in when no stack gives one."""
+"""Names an image already in the Docker engine to build in; it beats the stack's."""
 _PROBE_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class BuildImage:
+    """Where build commands may run: an engine image name, and how to get it there.
+
+    ``provide`` returns the image (an :class:`lifecycle.image.image.Image`) to load when the
+    engine lacks ``name``; None means the image must already be in the engine.
+    """
+
+    name: str
+    source: str
+    provide: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,24 +53,21 @@ class ExecutorChoice:
         return LOCAL_EXECUTOR if self.name == LOCAL_EXECUTOR else f"docker {self.image_id}"
 
 
-def build_image_of(stack_build_image: str | None, environ: Mapping[str, str] | None = None
-                   ) -> tuple[str | None, str]:
-    """The engine image to build in and where that came from (the stack, or the variable)."""
+def build_image_of(stack_image: BuildImage | None, environ: Mapping[str, str] | None = None
+                   ) -> BuildImage | None:
+    """The build image: ``$HYBRIDLESS_BUILD_IMAGE`` when set, else the stack's (if any)."""
     environ = os.environ if environ is None else environ
     named = environ.get(BUILD_IMAGE_ENV, "").strip()
     if named:
-        return named, f"${BUILD_IMAGE_ENV}"
-    if stack_build_image:
-        return stack_build_image, "the stack's build image"
-    return None, "no stack build image"
+        return BuildImage(named, f"${BUILD_IMAGE_ENV}")
+    return stack_image
 
 
-def choose(requested: str, image: str | None, source: str, log: logging.Logger,
+def choose(requested: str, image: BuildImage | None, log: logging.Logger,
            connect: Any = None) -> tuple[ExecutorChoice, Any]:
     """Pick the executor; returns the choice and a docker client when it is ``docker``.
 
-    ``connect`` makes the client (the SDK's, by default); it is a parameter so the bench can
-    count engine calls.
+    ``connect`` makes the client (the SDK's, by default); tests pass one for a dead engine.
     """
     if requested not in EXECUTORS:
         raise UsageError(f"--executor {requested}: expected one of {', '.join(EXECUTORS)}")
@@ -66,9 +79,10 @@ def choose(requested: str, image: str | None, source: str, log: logging.Logger,
         if requested == "docker":
             raise BaseImageNotFound(
                 "failed to use --executor docker: there is no build image to run commands in "
-                f"({source})", hint=f"build on a stack that has a build image, set "
-                                    f"{BUILD_IMAGE_ENV}=IMAGE, or use --executor local")
-        return _local(f"auto: {source}", log), None
+                "(no stack with a build image was chosen)",
+                hint=f"build on a stack (not --run-image), set {BUILD_IMAGE_ENV}=IMAGE, or "
+                     "use --executor local")
+        return _local("auto: no build image (no stack with one was chosen)", log), None
     client, problem = _engine(connect)
     if client is None:
         if requested == "docker":
@@ -76,10 +90,10 @@ def choose(requested: str, image: str | None, source: str, log: logging.Logger,
                              f"answer ({problem})",
                              hint="start the engine (`docker info`), or use --executor local")
         return _local(f"auto: the Docker engine does not answer ({problem})", log), None
-    image_id = _image_id(client, image, source)
+    image_id = _image_id(client, image, log)
     why = "--executor docker" if requested == "docker" else "auto: the Docker engine answers"
-    choice = ExecutorChoice("docker", f"{why}; build image {image} from {source}", image,
-                            image_id)
+    choice = ExecutorChoice("docker", f"{why}; build image {image.name} from {image.source}",
+                            image.name, image_id)
     log.info("executor: docker (%s, %s)", choice.reason, image_id[:19])
     return choice, client
 
@@ -98,16 +112,25 @@ def _engine(connect: Any) -> tuple[Any, str]:
         # A short timeout for the question; the client that runs commands waits longer.
         connect(timeout=_PROBE_TIMEOUT).ping()
         return connect(), ""
-    except Exception as exc:
+    except Exception as exc:  # any failure to reach the engine means "no engine"
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def _image_id(client: Any, image: str, source: str) -> str:
+def _image_id(client: Any, image: BuildImage, log: logging.Logger) -> str:
+    """The engine's id of the build image, loading it from the local store when missing."""
     import docker.errors
 
     try:
-        return str(client.images.get(image).id)
+        return str(client.images.get(image.name).id)
     except docker.errors.ImageNotFound as exc:
-        raise BaseImageNotFound(f"failed to find build image {image} ({source}) in the Docker "
-                                "engine", hint="load it into the engine, or use --executor "
-                                               "local") from exc
+        if image.provide is None:
+            raise BaseImageNotFound(f"failed to find build image {image.name} ({image.source}) "
+                                    "in the Docker engine",
+                                    hint="load it into the engine, or use --executor "
+                                         "local") from exc
+    from lifecycle.image import reference, transports
+
+    log.info("loading build image %s into the Docker engine", image.name)
+    transports.write_image(image.provide(), reference.parse(f"docker-daemon:{image.name}"),
+                           progress=log.debug)
+    return str(client.images.get(image.name).id)

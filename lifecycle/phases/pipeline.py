@@ -17,6 +17,7 @@ from typing import Any
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import paths, plugins
 from lifecycle import secrets as secrets_mod
+from lifecycle.buildcontainer.choice import BuildImage
 from lifecycle.buildcontainer.executor import ContainerExecutor
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
@@ -147,7 +148,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                                      cache_mod.project_key(desc.id, app_dir))
     with project.locked():
         with secrets_mod.staged(options.secrets) as secret_files, \
-                _executor(options, app_dir, project, outcome, secret_files, log) as (
+                _executor(options, app_dir, project, outcome, chosen, secret_files, log) as (
                     executor, host_base):
             built = build(app_dir, desc, outcome, project, executor=executor,
                           base_env={**host_base, **desc.build_env, **inputs.env},
@@ -184,14 +185,14 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
 
 @contextlib.contextmanager
 def _executor(options: BuildInputs, app_dir: Path, project: cache_mod.ProjectCache,
-              outcome: DetectOutcome, secret_files: Mapping[str, Path], log: logging.Logger
+              outcome: DetectOutcome, chosen: ChosenBase, secret_files: Mapping[str, Path],
+              log: logging.Logger
               ) -> Iterator[tuple[HostExecutor | ContainerExecutor, dict[str, str]]]:
     """The chosen executor and the base of its build env; a build container is removed on
     the way out, however the build ends."""
     from lifecycle.buildcontainer.choice import build_image_of, choose
 
-    image, source = build_image_of(None)
-    choice, client = choose(options.executor, image, source, log)
+    choice, client = choose(options.executor, build_image_of(chosen.build_image), log)
     project.executor = choice.cache_key
     if client is None:
         yield HostExecutor(), host_env()
@@ -254,6 +255,8 @@ class ChosenBase:
     """The stack id the build label records."""
     provides: Mapping[str, str]
     """What the run image already has, from the stack file (empty for a bare run image)."""
+    build_image: BuildImage | None = None
+    """The stack's build image, for the ``docker`` executor (None with ``--run-image``)."""
 
 
 def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
@@ -287,9 +290,13 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
     if options.platform and options.platform != stack.platform:
         raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
                          f"{stack.platform}", hint="pick a stack of that platform with --stack")
-    ref, base = provide.run_image(stack, open_store())
+    store = open_store()
+    ref, base = provide.run_image(stack, store)
     _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
-    return ChosenBase(ref, base, stack.id, stack.provided)
+    # Read (or built) only when the docker executor is chosen and the engine lacks it.
+    build_image = BuildImage(provide.build_image_name(stack), f"stack {stack.id}",
+                             lambda: provide.build_image(stack, store)[1])
+    return ChosenBase(ref, base, stack.id, stack.provided, build_image)
 
 
 def host_platform() -> str:

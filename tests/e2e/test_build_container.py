@@ -1,8 +1,9 @@
 """Builds whose commands run in the build image (``--executor docker``), end to end.
 
 A Node.js addon (node-gyp, offline, against the ``node`` layer's headers) and a Python sdist
-with a C extension compile in the build container and load in the image; each is built from
-two host directories with equal digests. The Node.js app also needs a private package from a
+with a C extension compile in the build container of their stack (its build image, loaded
+from the store into the engine by the build) and load in the image; each is built from two
+host directories with equal digests. The Node.js app also needs a private package from a
 loopback registry that demands a token given only as ``--secret id=npmrc``; afterwards every
 file the build left (layers, blobs, config, label, receipt, cache, store) is searched for the
 token, the CA bundle's marker and the proxy value.
@@ -24,19 +25,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from buildpacks.nodejs.runtime import package_for
-from lifecycle.buildcontainer.choice import BUILD_IMAGE_ENV
 from lifecycle.buildcontainer.executor import CONTAINER_LABEL
 from lifecycle.buildcontainer.spec import HOST_CA_BUNDLE
+from lifecycle.image.transports.store import Store
+from stacks import catalog, provide
 from tests.buildpacks.nodejs.npmserver import NpmServer, cached_download, serving
 from tests.infra.cli import CliRunner
 from tests.infra.containers import load_archive, run_to_exit
-from tests.infra.images import BaseImage, DockerImage, cache_root
+from tests.infra.images import cache_root
 
 if TYPE_CHECKING:
     import docker
 
 NODE_VERSION = "22.12.0"
 NPM_VERSION = "10.9.2"
+NODE_STACK = "debian-bookworm-nodejs"
+PYTHON_STACK = "debian-trixie-python"
 TOKEN = f"npm-token-{uuid.uuid4().hex}"
 CA_MARKER = f"ca-marker-{uuid.uuid4().hex}"
 PROXY_MARKER = f"proxy-marker-{uuid.uuid4().hex}.invalid"
@@ -130,7 +134,7 @@ def python_app(root: Path) -> Path:
                       "    return {'statusCode': 200, 'body': str(cext.add(40, 2))}\n",
         "project.toml": '[_]\nid = "test.native-python"\n\n[[io.hybridless.functions]]\n'
                         'name = "main"\nhandler = "handler.handler"\nevent = "launchableTask"\n'
-                        'runtime = "python3.11"\n',
+                        'runtime = "python3.13"\n',
     })
 
 
@@ -163,35 +167,48 @@ def marked_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bundle
 
 
-def _runner(root: Path) -> CliRunner:
-    return CliRunner(home=root / "home", cache=root / "cache")
+def _runner(root: Path, stack_home: Path) -> CliRunner:
+    """A CLI whose store is a copy of the session's stack store (blobs hard-linked)."""
+    home = root / "home"
+    if not home.exists():
+        source, target = Store(stack_home), Store(home)
+        for row in source.images():
+            target.write(source.read(row.reference), [row.reference])
+    return CliRunner(home=home, cache=root / "cache")
+
+
+def _build_image_id(client: docker.DockerClient, stack: str) -> str:
+    """The engine's id of the stack's build image (loaded by the first build on the stack)."""
+    name = provide.build_image_name(catalog.load({}).get(stack))
+    return str(client.images.get(name).id)
 
 
 def _ours(client: docker.DockerClient) -> int:
     return len(client.containers.list(all=True, filters={"label": CONTAINER_LABEL}))
 
 
-def _build(root: Path, app: Path, image: DockerImage, base: BaseImage, *args: str,
-           env: dict[str, str] | None = None, dest: str | None = None) -> dict[str, Any]:
-    """One ``build --executor docker -v --json``; the document, with stderr as ``"log"``."""
+def _build(root: Path, app: Path, stack_home: Path, stack: str, *args: str,
+           env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One ``build --stack S --executor docker -v --json``; the document, stderr as ``"log"``."""
     (root / "tmp").mkdir(exist_ok=True)
-    result = _runner(root)(
-        "build", app, "--image", dest or f"oci:{root / 'out'}:img", "--run-image", base.ref,
+    result = _runner(root, stack_home)(
+        "build", app, "--image", f"oci:{root / 'out'}:img", "--stack", stack,
         "--executor", "docker", "-v", "--json", *args,
-        env={BUILD_IMAGE_ENV: image.name, "TMPDIR": str(root / "tmp"), **(env or {})})
+        env={"TMPDIR": str(root / "tmp"), **(env or {})})
     assert result.returncode == 0, result.stderr
     return {**json.loads(result.stdout), "log": result.stderr}
 
 
-def _node_build(root: Path, image: DockerImage, base: BaseImage, registry: NpmServer,
-                ca: Path, *extra: str) -> dict[str, Any]:
+def _node_build(root: Path, stack_home: Path, registry: NpmServer, ca: Path,
+                *extra: str) -> dict[str, Any]:
     npmrc = root / "secret-npmrc"
     if not npmrc.exists():
         npmrc.write_text(f"//{registry.url.split('://', 1)[1]}/:_authToken={TOKEN}\n")
-    return _build(root, root / "app", image, base, "--secret", f"id=npmrc,src={npmrc}",
-                  "--ca-bundle", str(ca), "--env", f"npm_config_registry={registry.url}/",
-                  *extra, env={"https_proxy": f"http://{PROXY_MARKER}:3128",
-                               "NO_PROXY": "127.0.0.1,localhost"})
+    return _build(root, root / "app", stack_home, NODE_STACK,
+                  "--secret", f"id=npmrc,src={npmrc}", "--ca-bundle", str(ca),
+                  "--env", f"npm_config_registry={registry.url}/", *extra,
+                  env={"https_proxy": f"http://{PROXY_MARKER}:3128",
+                       "NO_PROXY": "127.0.0.1,localhost"})
 
 
 def _result(client: docker.DockerClient, root: Path, name: str) -> str:
@@ -227,11 +244,11 @@ def _image_file(layout: Path, name: str) -> str:
     raise AssertionError(f"{name} is in no layer of {layout}")
 
 
-def _everything(roots: list[Path], skip: set[Path], base: BaseImage
+def _everything(roots: list[Path], skip: set[Path], stack_home: Path
                 ) -> Iterator[tuple[Path, bytes]]:
-    """Every file under ``roots`` (gzip blobs decompressed) except ``skip`` and the run
-    image's own blobs (copied from the base, which no build wrote)."""
-    known = {p.name for p in (base.layout_dir / "blobs" / "sha256").iterdir()}
+    """Every file under ``roots`` (gzip blobs decompressed) except ``skip`` and the stacks'
+    own blobs (copied from the stack store, which no build wrote)."""
+    known = {p.name for p in stack_home.rglob("*") if p.parent.name == "sha256"}
     for root in roots:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
             if path in skip or (path.parent.name == "sha256" and path.name in known):
@@ -244,8 +261,8 @@ def _everything(roots: list[Path], skip: set[Path], base: BaseImage
 
 @pytest.fixture(scope="module")
 def node_builds(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
-                build_image_in_docker: DockerImage, debian_base: BaseImage,
-                npm_registry: NpmServer, marked_ca: Path) -> tuple[Path, Path, list[Any]]:
+                stack_home: Path, npm_registry: NpmServer, marked_ca: Path
+                ) -> tuple[Path, Path, list[Any]]:
     """The Node.js app built from two host directories (each with its own cache)."""
     before = _ours(docker_client)
     first = tmp_path_factory.mktemp("node-a")
@@ -254,8 +271,7 @@ def node_builds(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.
     docs = []
     for root in (first, second):
         node_app(root / "app")
-        docs.append(_node_build(root, build_image_in_docker, debian_base, npm_registry,
-                                marked_ca))
+        docs.append(_node_build(root, stack_home, npm_registry, marked_ca))
     assert _ours(docker_client) == before
     return first, second, docs
 
@@ -274,25 +290,22 @@ def test_node_addon_compiles_in_the_container_and_runs_in_the_image(
 
 
 def test_without_the_secret_the_private_package_is_refused(
-        tmp_path: Path, build_image_in_docker: DockerImage, debian_base: BaseImage,
-        npm_registry: NpmServer) -> None:
+        tmp_path: Path, stack_home: Path, npm_registry: NpmServer) -> None:
     node_app(tmp_path / "app")
-    result = _runner(tmp_path)(
-        "build", tmp_path / "app", "--image", f"oci:{tmp_path / 'out'}:img", "--run-image",
-        debian_base.ref, "--executor", "docker", "--env",
-        f"npm_config_registry={npm_registry.url}/",
-        env={BUILD_IMAGE_ENV: build_image_in_docker.name})
+    result = _runner(tmp_path, stack_home)(
+        "build", tmp_path / "app", "--image", f"oci:{tmp_path / 'out'}:img", "--stack",
+        NODE_STACK, "--executor", "docker", "--env", f"npm_config_registry={npm_registry.url}/")
     assert result.returncode == 50, result.stderr
     assert "private-dep" in result.stderr and "last output" in result.stderr
 
 
 def test_no_secret_ca_bundle_or_proxy_value_is_left_anywhere(
-        node_builds: tuple[Path, Path, list[Any]], debian_base: BaseImage) -> None:
+        node_builds: tuple[Path, Path, list[Any]], stack_home: Path) -> None:
     first, second, _ = node_builds
     markers = [m.encode() for m in (TOKEN, CA_MARKER, PROXY_MARKER)]
     skip = {first / "secret-npmrc", second / "secret-npmrc"}
     searched = 0
-    for path, data in _everything([first, second], skip, debian_base):
+    for path, data in _everything([first, second], skip, stack_home):
         searched += 1
         for marker in markers:
             assert marker not in data, f"{marker.decode()} found in {path}"
@@ -302,13 +315,13 @@ def test_no_secret_ca_bundle_or_proxy_value_is_left_anywhere(
 
 
 def test_a_rebuild_without_change_starts_no_container(
-        node_builds: tuple[Path, Path, list[Any]], build_image_in_docker: DockerImage,
-        debian_base: BaseImage, npm_registry: NpmServer, marked_ca: Path) -> None:
+        node_builds: tuple[Path, Path, list[Any]], stack_home: Path, npm_registry: NpmServer,
+        marked_ca: Path) -> None:
     first, _, (doc, _) = node_builds
-    # Receipts answer only for the local store, so this pair writes there.
+    # Receipts answer only for the local store, so these builds write there.
     into_store = ("--image", "native-node:rebuild")
-    builds = [_node_build(first, build_image_in_docker, debian_base, npm_registry, marked_ca,
-                          *into_store, *extra) for extra in ((), (), ("--full",))]
+    builds = [_node_build(first, stack_home, npm_registry, marked_ca, *into_store, *extra)
+              for extra in ((), (), ("--full",))]
     assert "starting a build container" in doc["log"]
     for build in builds:
         assert "starting a build container" not in build["log"], build["log"]
@@ -318,21 +331,20 @@ def test_a_rebuild_without_change_starts_no_container(
 
 
 def test_layers_of_another_executor_are_not_reused(
-        node_builds: tuple[Path, Path, list[Any]], build_image_in_docker: DockerImage,
-        debian_base: BaseImage, npm_registry: NpmServer, marked_ca: Path) -> None:
+        node_builds: tuple[Path, Path, list[Any]], docker_client: docker.DockerClient,
+        stack_home: Path, npm_registry: NpmServer, marked_ca: Path) -> None:
     _, second, _ = node_builds
     records = sorted((second / "cache").rglob("layers/hybridless_nodejs/*.json"))
     assert records and {json.loads(r.read_text())["executor"] for r in records} == {
-        f"docker {build_image_in_docker.id}"}
-    local = _node_build(second, build_image_in_docker, debian_base, npm_registry, marked_ca,
-                        "--executor", "local")
+        f"docker {_build_image_id(docker_client, NODE_STACK)}"}
+    local = _node_build(second, stack_home, npm_registry, marked_ca, "--executor", "local")
     assert local["unchanged"] is False
     assert not any(layer["reused"] for layer in local["layers"] if "/" in layer["name"])
 
 
 def test_python_c_extension_compiles_in_the_container_and_runs_in_the_image(
         tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
-        build_image_in_docker: DockerImage, debian_base: BaseImage, marked_ca: Path) -> None:
+        stack_home: Path, marked_ca: Path) -> None:
     docs, roots = [], []
     for name in ("py-a", "py-b"):
         root = tmp_path_factory.mktemp(name) / "nested" / name
@@ -340,7 +352,7 @@ def test_python_c_extension_compiles_in_the_container_and_runs_in_the_image(
         python_app(root / "app")
         pip_conf = root / "secret-pip.conf"
         pip_conf.write_text(f"[global]\n# {PIP_MARKER}\n")
-        docs.append(_build(root, root / "app", build_image_in_docker, debian_base,
+        docs.append(_build(root, root / "app", stack_home, PYTHON_STACK,
                            "--secret", f"id=pip.conf,src={pip_conf}",
                            "--secret", "id=netrc,env=TEST_NETRC", "--ca-bundle", str(marked_ca),
                            env={"TEST_NETRC": f"machine x login y password {PIP_MARKER}"}))
@@ -348,6 +360,6 @@ def test_python_c_extension_compiles_in_the_container_and_runs_in_the_image(
     assert docs[0]["digest"] == docs[1]["digest"]
     assert _result(docker_client, roots[0], "native-python") == "42"
     skip = {root / "secret-pip.conf" for root in roots}
-    for path, data in _everything(roots, skip, debian_base):
+    for path, data in _everything(roots, skip, stack_home):
         for marker in (PIP_MARKER.encode(), CA_MARKER.encode()):
             assert marker not in data, f"{marker.decode()} found in {path}"
