@@ -192,6 +192,8 @@ class Ours:
     base_ref: str
     work: Path
     image: str
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables added to our CLI's environment (e.g. the build image to build in)."""
 
     @property
     def cache_dir(self) -> Path:
@@ -207,7 +209,7 @@ class Ours:
         """One build, into the local store (or ``image`` when given)."""
         run([*ours_command(), "-q", "build", str(self.app), "--image", image or self.image,
              "--run-image", self.base_ref, "--cache-dir", str(self.cache_dir), *extra],
-            env=ours_env(self.home))
+            env={**ours_env(self.home), **dict(self.env)})
 
     def build_and_load(self, archive: Path, name: str) -> None:
         """Into the daemon the only way there is yet: a ``docker-archive:`` then ``docker load``."""

@@ -10,14 +10,20 @@ For each app it measures a cold build (no cache at all), a one-file change, no c
 answers that from the last build's receipt, see ``lifecycle/cache/receipt.py``), no change through
 every phase (``build --full``: what ours costs when no receipt applies) and, for the Node app,
 a dependency change; for ours into the local store (``name:tag``) and into the Docker
-daemon. The daemon sink does not exist yet, so that column is a ``docker-archive:`` build
+daemon. For the Node app, ``cold-container`` is the cold build with ``--executor docker``:
+npm runs in a build container of the same Debian image the peer builds on (the app asks for
+the image's Node.js, ``node = "image"``, as the peer uses it), against the peer's cold
+``docker build``; after it, a no-change ``build --full`` is run once and the containers the
+engine created meanwhile are counted (``docker events``), which must be none. The daemon
+sink does not exist yet, so that column is a ``docker-archive:`` build
 followed by ``docker load``, which reads the whole archive, base layers included.
 Contenders run in turn (docker, ours → store, ours → daemon), one warm-up round and then
 ``--pairs`` measured rounds, and the medians are printed with the
 ratio ours/docker.
 
 Usage: python bench/rebuild.py [--pairs 5] [--apps node,procfile]
-                               [--scenarios cold,one-file,no-change,no-change-full,deps] [--dir DIR]
+                               [--scenarios cold,one-file,no-change,no-change-full,deps,
+                                            cold-container] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,7 +64,7 @@ from _common import (
 )
 
 PEERS = Path(__file__).resolve().parent / "peers"
-SCENARIOS = ("cold", "one-file", "no-change", "no-change-full", "deps")
+SCENARIOS = ("cold", "one-file", "no-change", "no-change-full", "deps", "cold-container")
 APPS = ("node", "procfile")
 # The extra dependency of the "deps" scenario: small, with no dependencies of its own, and
 # not already in the example's tree, so that installing it downloads something.
@@ -78,6 +85,8 @@ class App:
     archive: Path
     deps: tuple[dict[str, bytes], dict[str, bytes]] | None = None
     edits: int = 0
+    container: Ours | None = None
+    """Ours with ``--executor docker`` on a copy of the app that uses the image's Node.js."""
 
     def edit_one_file(self) -> None:
         """Change one source file's content, never back to an earlier content."""
@@ -131,9 +140,24 @@ def main(argv: list[str]) -> int:
                 _make_procfile(scratch, base_ref, docker_base)
             rows = []
             for scenario in scenarios:
-                if scenario == "deps" and app.deps is None:
+                if (scenario == "deps" and app.deps is None) or (
+                        scenario == "cold-container" and app.container is None):
                     continue
                 print(f"{app.name}: {scenario} …", flush=True)
+                if scenario == "cold-container":
+                    ours = app.container
+                    assert ours is not None
+                    times = alternate(_container_contenders(app, ours), args.pairs,
+                                      progress=progress)
+                    rows.append(_container_row(times))
+                    _details(times)
+                    created = _containers_created(
+                        partial(ours.build, extra=("--executor", "docker", "--full")))
+                    print(f"  containers the engine created during a no-change build --full "
+                          f"with --executor docker: {created}")
+                    if created:
+                        raise BenchError(f"a no-change rebuild started {created} container(s)")
+                    continue
                 times = alternate(_contenders(app, scenario), args.pairs, progress=progress)
                 rows.append(_row(scenario, times))
                 _details(times)
@@ -192,6 +216,37 @@ def _contenders(app: App, scenario: str) -> list[Contender]:
     ]
 
 
+def _container_contenders(app: App, ours: Ours) -> list[Contender]:
+    """Both cold: the peer without its build cache, ours without cache or store."""
+    def before_peer() -> None:
+        app.peer.clean()
+
+    return [
+        Contender("docker build", lambda: app.peer.build(no_cache=True), before_peer),
+        Contender("ours, --executor docker",
+                  lambda: ours.build(extra=("--executor", "docker")), ours.forget),
+    ]
+
+
+def _container_row(times: dict[str, Timings]) -> list[str]:
+    peer = median(times["docker build"].wall)
+    ours = median(times["ours, --executor docker"].wall)
+    return ["cold-container", f"{peer:.3f}", f"{ours:.3f}", ratio(ours, peer), "-", "-",
+            f"{median(times['ours, --executor docker'].cpu):.3f}"]
+
+
+def _containers_created(action: Callable[[], None]) -> int:
+    """How many containers the engine created while ``action`` ran (from ``docker events``)."""
+    since = time.time()
+    action()
+    until = time.time() + 0.5
+    time.sleep(0.6)
+    events = run(["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+                  "--filter", "type=container", "--filter", "event=create",
+                  "--format", "{{.ID}}"])
+    return len([line for line in events.splitlines() if line.strip()])
+
+
 def _row(scenario: str, times: dict[str, Timings]) -> list[str]:
     peer = median(times["docker build"].wall)
     store = median(times["ours → store"].wall)
@@ -236,10 +291,17 @@ def _make_node(scratch: Path, base_ref: str, docker_base: str) -> App:
     deps = _dependency_variants(tree, root / "variant")
     peer = DockerBuild(tree, PEERS / "Dockerfile.node", "bench-node:peer",
                        {"BASE": docker_base}, network_host=True)
+    # The container row's app: the same, asking for the image's Node.js as the peer uses it.
+    image_node = root / "app-image-node"
+    shutil.copytree(tree, image_node)
+    with (image_node / "project.toml").open("a") as descriptor:
+        descriptor.write('\n[io.hybridless.buildpacks."hybridless/nodejs"]\nnode = "image"\n')
+    container = Ours(image_node, base_ref, root / "container", "bench-node:container",
+                     env=(("HYBRIDLESS_BUILD_IMAGE", docker_base),))
     return App("node", tree, "src/app.js", peer,
                Ours(tree, base_ref, root / "store", "bench-node:ours"),
                Ours(tree, base_ref, root / "daemon", "bench-node:ours"),
-               root / "ours.tar", deps)
+               root / "ours.tar", deps, container=container)
 
 
 def _dependency_variants(tree: Path, work: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:

@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
                        help="talk to HOST over plain HTTP or unverified TLS (repeatable)")
         p.add_argument("--ca-bundle", type=Path, metavar="FILE",
-                       help="also trust the CA certificates in FILE for registries")
+                       help="also trust the CA certificates in FILE for registries; build "
+                            "containers trust it instead of this host's bundle")
 
     p = add("detect", "Find the buildpack group that applies to an app.")
     app_args(p)
@@ -106,8 +107,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="build-time environment (never stored in the image)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="build cache directory")
-    p.add_argument("--executor", default="auto", choices=["auto", "local"],
-                   help="where buildpack commands run: on this host ('auto' means 'local')")
+    p.add_argument("--executor", default="auto", choices=["auto", "docker", "local"],
+                   help="where buildpack commands run: the stack's build image in Docker, or "
+                        "this host (auto: docker when an engine answers and there is a build "
+                        "image)")
+    p.add_argument("--network", default="host", choices=["host", "bridge"],
+                   help="the build container's network (default host: it reaches proxies on "
+                        "this host's loopback)")
+    p.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
+                   help="a credential for the build only (or id=NAME,env=VAR); buildpacks "
+                        "read it at /run/secrets/NAME (repeatable)")
     p.add_argument("--default-process", metavar="NAME")
     p.add_argument("--tag", action="append", default=[], metavar="REF",
                    help="also write the image here (repeatable)")
@@ -301,16 +310,20 @@ def cmd_build(args: argparse.Namespace) -> Result:
     import os
     import time
 
+    from lifecycle import secrets
     from lifecycle.cache import receipt
     from lifecycle.phases.report import BuildReport
 
     started = time.monotonic()
+    secret_specs = secrets.parse_all(args.secret)
     app = os.path.realpath(args.app)
     descriptor = os.path.realpath(args.descriptor) if args.descriptor else None
     cache_dir = os.path.realpath(args.cache_dir) if args.cache_dir else None
     request = {"app": app, "descriptor": descriptor, "buildpacks": args.buildpack,
                "image": args.image, "run_image": args.run_image, "stack": args.stack,
                "env": args.env, "cache_dir": cache_dir, "executor": args.executor,
+               "network": args.network, "secrets": args.secret,
+               "build_image": os.environ.get("HYBRIDLESS_BUILD_IMAGE"),
                "default_process": args.default_process, "tags": args.tag,
                "platform": args.platform}
     observed = receipt.observe(request, app, cache_dir, descriptor) \
@@ -327,7 +340,9 @@ def cmd_build(args: argparse.Namespace) -> Result:
     options = BuildInputs(image=args.image, run_image=args.run_image, stack=args.stack,
                           tags=tuple(args.tag), executor=args.executor,
                           default_process=args.default_process, platform=args.platform,
-                          registry=_registry_options(args))
+                          registry=_registry_options(args), network=args.network,
+                          ca_bundle=str(args.ca_bundle) if args.ca_bundle else None,
+                          secrets=secret_specs)
     report = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", report.image, report.digest)
     return Result(report.to_json(), "\n".join(report.pushed) if report.pushed else None)

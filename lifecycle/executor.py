@@ -1,5 +1,8 @@
-"""Running buildpack commands. The host executor is today's only one; a container executor
-(stacks issue) slots in behind the same :class:`lifecycle.hookspecs.Executor` protocol.
+"""Running buildpack commands on the build host (the ``local`` executor).
+
+The ``docker`` executor (:mod:`lifecycle.buildcontainer.executor`) runs them in the stack's
+build image behind the same :class:`lifecycle.hookspecs.Executor` protocol and shares
+:func:`finish` so both fail alike.
 """
 
 from __future__ import annotations
@@ -60,11 +63,16 @@ class HostExecutor:
                     captured.append(line)
                 else:
                     log.info("  %s", line)
-        result = RunResult(tuple(argv), proc.returncode, "\n".join(captured))
-        if check and proc.returncode != 0:
-            shown = "\n".join(f"    {line}" for line in tail)
-            raise BuildpackFailed(
-                f"failed to build: buildpack '{buildpack}' ran {' '.join(argv)!r}, which "
-                f"exited with {proc.returncode}" + (f"; last output:\n{shown}" if shown else ""),
-            )
-        return result
+        return finish(argv, proc.returncode, tail, captured, check=check, buildpack=buildpack)
+
+
+def finish(argv: Sequence[str], returncode: int, tail: Sequence[str], captured: Sequence[str],
+           *, check: bool, buildpack: str) -> RunResult:
+    """The command's result; with ``check``, a non-zero exit is BuildpackFailed with the tail."""
+    if check and returncode != 0:
+        shown = "\n".join(f"    {line}" for line in tail)
+        raise BuildpackFailed(
+            f"failed to build: buildpack '{buildpack}' ran {' '.join(argv)!r}, which "
+            f"exited with {returncode}" + (f"; last output:\n{shown}" if shown else ""),
+        )
+    return RunResult(tuple(argv), returncode, "\n".join(captured))

@@ -25,7 +25,7 @@ import pluggy
 if TYPE_CHECKING:
     from lifecycle.descriptor import Descriptor, Function
 
-BUILDPACK_API = "0.1"
+BUILDPACK_API = "0.2"
 """The buildpack API this lifecycle implements; buildpacks declare the one they target."""
 
 PROJECT_NAME = "hybridless"
@@ -152,7 +152,7 @@ class RunResult:
 
 
 class Executor(Protocol):
-    """Runs a buildpack's commands: on the host today, in a build container later."""
+    """Runs a buildpack's commands: on the build host, or in the stack's build container."""
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path,
             log: logging.Logger, check: bool, capture: bool, buildpack: str) -> RunResult:
@@ -195,7 +195,8 @@ class BuildContext:
 
     ``env`` is the build environment: the platform's ``--env`` and descriptor build env, plus
     what earlier buildpacks exported through ``BuildResult.build_env``. ``previous`` holds the
-    previous build's layer metadata by layer name.
+    previous build's layer metadata by layer name. ``secrets`` maps the ids of the build's
+    ``--secret`` options to their files; read them through :meth:`secret`.
     """
 
     buildpack_id: str
@@ -213,6 +214,16 @@ class BuildContext:
     previous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     stack_provides: Mapping[str, str] = field(default_factory=dict)
     """What the stack's run image already has, e.g. ``{"nodejs": "22"}`` (empty without one)."""
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+
+    def secret(self, name: str) -> Path | None:
+        """The file holding the build secret ``name`` (``--secret id=NAME,...``), else None.
+
+        The path is valid for commands run through :meth:`run` (in a build container it is
+        ``/run/secrets/NAME``) and only during this build. Pass it to a tool through ``env``
+        or ``argv``; never copy the file or its content into a layer, metadata or a label.
+        """
+        return self.secrets.get(name)
 
     def layer(self, name: str, *, metadata: Mapping[str, Any] | None = None,
               launch: bool = False, build: bool = False, cache: bool = False) -> Layer:

@@ -385,8 +385,14 @@ class Kit:
 
     def build(self, app: Path, *, buildpacks: Sequence[str] = (),
               env: Mapping[str, str] | None = None, tag: str | None = None,
-              default_process: str | None = None) -> BuildRun:
-        """Detect, build and export ``app`` into an ``oci:`` layout; never raises for a failure."""
+              default_process: str | None = None,
+              secrets: Mapping[str, str] | None = None) -> BuildRun:
+        """Detect, build and export ``app`` into an ``oci:`` layout; never raises for a failure.
+
+        ``secrets`` are build secrets by id with their content, as ``--secret`` would give
+        them: ``ctx.secret(id)`` names a private file that is removed after the build.
+        """
+        from lifecycle import secrets as secrets_mod
         from lifecycle.cache import layers as cache_mod
         from lifecycle.executor import HostExecutor, host_env
         from lifecycle.image import reference, transports
@@ -412,13 +418,18 @@ class Kit:
                 project = cache_mod.ProjectCache(self.root / "cache",
                                                  cache_mod.project_key(desc.id, app.resolve()))
                 mtime = source_date_epoch({})
-                with project.locked():
+                given = {f"KIT_SECRET_{n}": value
+                         for n, value in enumerate((secrets or {}).values())}
+                specs = [secrets_mod.SecretSpec(name, variable=f"KIT_SECRET_{n}")
+                         for n, name in enumerate(secrets or {})]
+                with project.locked(), secrets_mod.staged(specs, given) as secret_files:
                     started = time.monotonic()
                     built = build(app.resolve(), desc, detected.outcome, project,
                                   executor=HostExecutor(),
                                   base_env={**host_env(), **desc.build_env, **self.env,
                                             **(env or {})},
-                                  stack=desc.stack, mtime=mtime, log=log)
+                                  stack=desc.stack, mtime=mtime, log=log,
+                                  secrets=secret_files)
                     timings["build"] = time.monotonic() - started
                     started = time.monotonic()
                     exported = export(app.resolve(), desc, built, base,

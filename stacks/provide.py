@@ -87,33 +87,50 @@ def pull(stack: Stack, store: Store, *, roles: tuple[str, ...] = ("build", "run"
 
 def run_image(stack: Stack, store: Store) -> tuple[Reference, Image]:
     """The stack's run image from the store, building or pulling it first when missing."""
-    _, run = images_of(stack)
-    ref = parse(run.store_name)
+    return _stored_image(stack, store, "run")
+
+
+def build_image(stack: Stack, store: Store) -> tuple[Reference, Image]:
+    """The stack's build image from the store, building or pulling it first when missing."""
+    return _stored_image(stack, store, "build")
+
+
+def build_image_name(stack: Stack) -> str:
+    """The build image's store name, which is also its name in the Docker engine."""
+    return images_of(stack)[0].store_name
+
+
+def _stored_image(stack: Stack, store: Store, role: str) -> tuple[Reference, Image]:
+    build, run = images_of(stack)
+    wanted = build if role == "build" else run
+    spec = stack.build_image if role == "build" else stack.run_image
+    ref = parse(wanted.store_name)
     try:
         return ref, store.read(ref, stack.platform)
     except BaseImageNotFound:
         pass
-    if stack.run_image.recipe is not None:
+    if spec.recipe is not None:
         reason = recipe.unable_reason()
         if reason is not None:
             raise BaseImageNotFound(
-                f"failed to find stack {stack.id} in the local store, and it cannot be built "
-                f"here: {reason}",
+                f"failed to find stack {stack.id}'s {role} image in the local store, and it "
+                f"cannot be built here: {reason}",
                 hint="either make mmdebstrap runnable (install it; run as root or give this "
                 "user subordinate ids) and build again, or pull a reference stack "
                 "(`hybridless-lifecycle stacks pull ID`, then --stack ID), or pass "
-                "--run-image REF",
+                "--run-image REF" + (" or --executor local" if role == "build" else ""),
             )
-        log.info("stack %s is not in the local store: building its run image now", stack.id)
-        ensure(stack, store, roles=("run",))
+        log.info("stack %s is not in the local store: building its %s image now", stack.id,
+                 role)
+        ensure(stack, store, roles=(role,))
     else:
-        log.info("stack %s is not in the local store: pulling %s", stack.id, run.source)
+        log.info("stack %s is not in the local store: pulling %s", stack.id, wanted.source)
         try:
-            pull(stack, store, roles=("run",))
+            pull(stack, store, roles=(role,))
         except BaseImageFetchError as error:
             raise BaseImageNotFound(
-                f"failed to find stack {stack.id} in the local store, and pulling it failed: "
-                f"{error.message}",
+                f"failed to find stack {stack.id}'s {role} image in the local store, and "
+                f"pulling it failed: {error.message}",
                 hint="build on a recipe stack instead (e.g. --stack debian-bookworm-nodejs, "
                 "built here by mmdebstrap), or pass --run-image REF",
             ) from error

@@ -245,7 +245,7 @@ def _loaded(
 
 @pytest.fixture(scope="session")
 def stack_home(request: pytest.FixtureRequest) -> Path:
-    """A ``HYBRIDLESS_HOME`` whose store holds the run images of the recipe stacks the tests use.
+    """A ``HYBRIDLESS_HOME`` whose store holds the run and build images of the recipe stacks.
 
     Built once (about a minute per image) and cached under ``~/.cache/hybridless-tests``; a
     changed recipe gets a new store name, and the stale ones are dropped here.

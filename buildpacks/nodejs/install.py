@@ -112,6 +112,16 @@ def check_tool(ctx: BuildContext, manager: str) -> None:
             f"{probe.returncode}: {probe.output.strip()[:300]}", hint=INSTALL_HINTS[manager])
 
 
+def secret_env(ctx: BuildContext) -> dict[str, str]:
+    """The build secret ``npmrc`` (``--secret id=npmrc,src=~/.npmrc``) as npm's user config.
+
+    npm, yarn 1 and pnpm all read ``NPM_CONFIG_USERCONFIG``; the file stays outside the app
+    and the layer, and only its path (which is not recorded) reaches the command.
+    """
+    path = ctx.secret("npmrc")
+    return {} if path is None else {"NPM_CONFIG_USERCONFIG": str(path)}
+
+
 def install_into(ctx: BuildContext, project: NodeProject, install: Install, target: Path) -> None:
     """Install into ``target/node_modules``, leaving nothing else in ``target``."""
     target.mkdir(parents=True, exist_ok=True)
@@ -126,7 +136,7 @@ def install_into(ctx: BuildContext, project: NodeProject, install: Install, targ
             staged.append(target / source.name)
     try:
         if project.has_dependencies:
-            ctx.run(install.argv, env=dict(install.env), cwd=target)
+            ctx.run(install.argv, env={**install.env, **secret_env(ctx)}, cwd=target)
     finally:
         for path in staged:
             path.unlink(missing_ok=True)

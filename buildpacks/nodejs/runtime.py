@@ -216,7 +216,11 @@ def _registry(ctx: BuildContext) -> Registry:
     """The registry of the user's npm configuration, asked of npm itself when there is one."""
     configured = None
     if shutil.which("npm", path=ctx.env.get("PATH")):
-        answer = ctx.run(["npm", "config", "get", "registry"], check=False, capture=True)
+        # ``which`` looks on the build host; in a build container npm may still be missing.
+        try:
+            answer = ctx.run(["npm", "config", "get", "registry"], check=False, capture=True)
+        except BuildpackFailed:
+            return registry_from_config(ctx.env, ctx.app_dir, None)
         lines = answer.output.strip().splitlines()
         if answer.returncode == 0 and lines and lines[-1].startswith(("http://", "https://")):
             configured = lines[-1].strip()

@@ -9,6 +9,7 @@ so one installer, one cache and one ``--target`` layout serve every kind of proj
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,10 +90,28 @@ def requirements_for(ctx: BuildContext, manifest: Manifest, workdir: Path) -> li
     raise BuildpackFailed(f"failed to install dependencies: unknown source {manifest.kind!r}")
 
 
+def secret_config(ctx: BuildContext) -> dict[str, str]:
+    """The build secrets ``pip.conf`` and ``netrc`` (``--secret id=pip.conf,src=…``) as pip's
+    ``PIP_CONFIG_FILE`` and ``NETRC``; they beat the app's own files."""
+    env: dict[str, str] = {}
+    for secret, variable in (("pip.conf", "PIP_CONFIG_FILE"), ("netrc", "NETRC")):
+        path = ctx.secret(secret)
+        if path is not None:
+            env[variable] = str(path)
+    return env
+
+
+def compiler_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``CFLAGS`` with ``-g0``: pip builds each sdist in a randomly named temporary directory,
+    which debug info would record, so two builds of one sdist would differ."""
+    return {"CFLAGS": " ".join(part for part in (env.get("CFLAGS", ""), "-g0") if part)}
+
+
 def pip_install(ctx: BuildContext, python: str, target: Path, cache_dir: Path,
                 requirements: list[str]) -> None:
     """``python -m pip install --target`` without bytecode (it is compiled reproducibly later)."""
-    env = {**PIP_QUIET_ENV, **extra_config(ctx.app_dir)}
+    env = {**PIP_QUIET_ENV, **extra_config(ctx.app_dir), **secret_config(ctx),
+           **compiler_env(ctx.env)}
     ctx.run([python, "-m", "pip", "install", "--target", str(target), "--no-compile",
              "--no-warn-script-location", "--cache-dir", str(cache_dir), *requirements],
             env=env)

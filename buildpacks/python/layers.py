@@ -105,11 +105,31 @@ def install_dependencies(ctx: BuildContext, manifest: Manifest, version: PythonV
     requirements = installers.requirements_for(ctx, manifest, workdir)
     ctx.log.info("installing dependencies from %s with Python %s",
                  ", ".join(manifest.files), version.version)
-    installers.pip_install(ctx, interpreter, site, cache.path, requirements)
+    installer = pip_python(ctx, interpreter, version)
+    installers.pip_install(ctx, installer, site, cache.path, requirements)
     shutil.rmtree(workdir)
     _move_scripts(site, layer.path / "bin")
     compile_bytecode(ctx, interpreter, site, f"{layer.image_path}/site-packages")
     return layer
+
+
+def pip_python(ctx: BuildContext, interpreter: str, version: PythonVersion) -> str:
+    """An interpreter that has pip: ``interpreter`` itself, else a virtualenv made from it.
+
+    Debian's ``python3`` has no pip module unless ``python3-pip`` is installed (build images
+    often have only ``python3-venv``); a venv gets pip from the wheel ``ensurepip`` carries.
+    The venv is a cache layer, never in the image, and only runs pip: packages still install
+    with ``--target`` for ``interpreter``'s version.
+    """
+    probe = ctx.run([interpreter, "-m", "pip", "--version"], check=False, capture=True)
+    if probe.returncode == 0:
+        return interpreter
+    layer = ctx.layer("pip", metadata={"layout": LAYOUT, "python": version.version},
+                      cache=True)
+    if not layer.reused:
+        ctx.log.info("%s has no pip: making a virtualenv with pip to install with", interpreter)
+        ctx.run([interpreter, "-m", "venv", "--clear", str(layer.path)])
+    return str(layer.path / "bin" / "python")
 
 
 def shim_layer(ctx: BuildContext, version: PythonVersion, python: Interpreter) -> Layer:

@@ -39,6 +39,7 @@ from lifecycle.image.blobs import BlobDir, find_temps, recover_temps, write_atom
 
 RECORD_VERSION = 1
 APP_INDEX = "app-index.json"
+LOCAL_EXECUTOR = "local"
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -80,12 +81,13 @@ class LayerRecord:
     cache: bool
     metadata: Mapping[str, Any]
     blob: BlobInfo | None = None
+    executor: str = LOCAL_EXECUTOR
 
     def to_json(self) -> dict[str, Any]:
         """The record file's content."""
         return {"version": RECORD_VERSION, "buildpack": self.buildpack, "name": self.name,
                 "launch": self.launch, "build": self.build, "cache": self.cache,
-                "metadata": self.metadata,
+                "metadata": self.metadata, "executor": self.executor,
                 "blob": None if self.blob is None else self.blob.__dict__}
 
     @classmethod
@@ -94,7 +96,9 @@ class LayerRecord:
         blob = data.get("blob")
         return cls(data["buildpack"], data["name"], bool(data["launch"]), bool(data["build"]),
                    bool(data["cache"]), data.get("metadata") or {},
-                   BlobInfo(**blob) if blob else None)
+                   BlobInfo(**blob) if blob else None,
+                   # Records older than the field were all made by the host executor.
+                   str(data.get("executor") or LOCAL_EXECUTOR))
 
 
 def normalized(metadata: Mapping[str, Any]) -> Any:
@@ -108,6 +112,10 @@ class ProjectCache:
 
     root: Path
     key: str
+    executor: str = LOCAL_EXECUTOR
+    """What ran the commands: ``local``, or ``docker <build image id>``. A layer made by
+    another executor (or in another build image) is never reused: what a command compiled or
+    installed depends on the system it ran on."""
     blobs: BlobDir = field(init=False)
     declared: dict[tuple[str, str], Layer] = field(default_factory=dict, init=False)
 
@@ -187,6 +195,7 @@ class ProjectCache:
             previous is not None
             and normalized(previous.metadata) == normalized(metadata)
             and (previous.launch, previous.build, previous.cache) == (launch, build, cache)
+            and previous.executor == self.executor
             and (not launch or (previous.blob is not None
                                 and self.blobs.has(previous.blob.digest)))
             and (not (build or cache) or path.is_dir())

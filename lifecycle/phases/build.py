@@ -81,8 +81,12 @@ def apply_env(base: Mapping[str, str], changes: Sequence[tuple[str, EnvValue]]) 
 def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache: ProjectCache,
           *, executor: Executor, base_env: Mapping[str, str], stack: str | None,
           mtime: int, log: logging.Logger,
-          stack_provides: Mapping[str, str] | None = None) -> BuildOutcome:
-    """Run the group's builds; the caller holds ``cache.locked()``."""
+          stack_provides: Mapping[str, str] | None = None,
+          secrets: Mapping[str, Path] | None = None) -> BuildOutcome:
+    """Run the group's builds; the caller holds ``cache.locked()``.
+
+    ``secrets`` are the staged ``--secret`` files by id (:mod:`lifecycle.secrets`).
+    """
     env = dict(base_env)
     layers: list[BuiltLayer] = []
     processes: list[Process] = []
@@ -103,6 +107,7 @@ def build(app_dir: Path, descriptor: Descriptor, detected: DetectOutcome, cache:
             plan=tuple(e for e in detected.plan if e.provider == bp.id),
             env=dict(env), stack=stack, log=bp_log, executor=executor, layers=cache,
             previous=previous, stack_provides=dict(stack_provides or {}),
+            secrets=dict(secrets or {}),
         )
         try:
             result = bp.build(ctx)
@@ -166,7 +171,8 @@ def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, L
             built.append(BuiltLayer(buildpack_id, name, blob, handle.metadata, False))
         if handle.launch or handle.cache:
             cache.write_record(LayerRecord(buildpack_id, name, handle.launch, handle.build,
-                                           handle.cache, handle.metadata, blob))
+                                           handle.cache, handle.metadata, blob,
+                                           cache.executor))
         if not (handle.build or handle.cache):
             # Its blob is all a later build needs; the files would only take disk space.
             shutil.rmtree(handle.path, ignore_errors=True)

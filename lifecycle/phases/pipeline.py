@@ -6,16 +6,20 @@ inputs from the command line and hands each phase's output to the next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import paths, plugins
+from lifecycle import secrets as secrets_mod
+from lifecycle.buildcontainer.choice import BuildImage
+from lifecycle.buildcontainer.executor import ContainerExecutor
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
 from lifecycle.cache.appindex import AppIndex
@@ -63,6 +67,9 @@ class BuildInputs:
     platform: str | None = None
     registry: Any = None
     """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
+    network: str = "host"
+    ca_bundle: str | None = None
+    secrets: tuple[secrets_mod.SecretSpec, ...] = ()
 
 
 # fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
@@ -142,9 +149,6 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     timings: dict[str, float] = {}
     dest = reference.parse(options.image)
     tags = [reference.parse(t) for t in options.tags]
-    if options.executor not in ("auto", "local"):
-        raise UsageError(f"--executor {options.executor}: only 'local' (and 'auto') are "
-                         "available in this release")
     planned = _dockerfile_plan(inputs, log)
     if planned is not None and not planned.needs_buildpacks:
         return _run_container_build(inputs, options, planned, dest, tags, log)
@@ -165,10 +169,13 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                                          cache_mod.project_key(desc.id, app_dir))
         with project.locked():
             phase = (BuildError, "build")
-            built = build(app_dir, desc, outcome, project, executor=HostExecutor(),
-                          base_env={**host_env(), **desc.build_env, **inputs.env},
-                          stack=stack, mtime=mtime, log=log,
-                          stack_provides=chosen.provides)
+            with secrets_mod.staged(options.secrets) as secret_files, \
+                    _executor(options, app_dir, project, outcome, chosen, secret_files, log) as (
+                        executor, host_base):
+                built = build(app_dir, desc, outcome, project, executor=executor,
+                              base_env={**host_base, **desc.build_env, **inputs.env},
+                              stack=stack, mtime=mtime, log=log,
+                              stack_provides=chosen.provides, secrets=secret_files)
             timings["build"] = time.monotonic() - started
 
             started = time.monotonic()
@@ -283,6 +290,32 @@ def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Any,
     )
 
 
+@contextlib.contextmanager
+def _executor(options: BuildInputs, app_dir: Path, project: cache_mod.ProjectCache,
+              outcome: DetectOutcome, chosen: ChosenBase, secret_files: Mapping[str, Path],
+              log: logging.Logger
+              ) -> Iterator[tuple[HostExecutor | ContainerExecutor, dict[str, str]]]:
+    """The chosen executor and the base of its build env; a build container is removed on
+    the way out, however the build ends."""
+    from lifecycle.buildcontainer.choice import build_image_of, choose
+
+    choice, client = choose(options.executor, build_image_of(chosen.build_image), log)
+    project.executor = choice.cache_key
+    if client is None:
+        yield HostExecutor(), host_env()
+        return
+    from lifecycle.buildcontainer import spec
+
+    assert choice.image is not None
+    layer_dirs = {lp.id: project.layers_dir(lp.id) for lp in outcome.group}
+    container = spec.container_spec(choice.image, app_dir=app_dir, layer_dirs=layer_dirs,
+                                    secrets_dir=secrets_mod.directory_of(secret_files),
+                                    ca=spec.ca_bundle(options.ca_bundle),
+                                    network=options.network)
+    with ContainerExecutor(container, client, log) as executor:
+        yield executor, spec.image_env(client, choice.image)
+
+
 def _record_receipt(observed: receipt.Observation, report: BuildReport,
                     outcome: DetectOutcome, run_image_ref: reference.Reference,
                     base: image.Image, refs: list[reference.Reference], built: image.Image,
@@ -329,6 +362,8 @@ class ChosenBase:
     """The stack id the build label records."""
     provides: Mapping[str, str]
     """What the run image already has, from the stack file (empty for a bare run image)."""
+    build_image: BuildImage | None = None
+    """The stack's build image, for the ``docker`` executor (None with ``--run-image``)."""
 
 
 def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
@@ -362,9 +397,13 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
     if options.platform and options.platform != stack.platform:
         raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
                          f"{stack.platform}", hint="pick a stack of that platform with --stack")
-    ref, base = provide.run_image(stack, open_store())
+    store = open_store()
+    ref, base = provide.run_image(stack, store)
     _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
-    return ChosenBase(ref, base, stack.id, stack.provided)
+    # Read (or built) only when the docker executor is chosen and the engine lacks it.
+    build_image = BuildImage(provide.build_image_name(stack), f"stack {stack.id}",
+                             lambda: provide.build_image(stack, store)[1])
+    return ChosenBase(ref, base, stack.id, stack.provided, build_image)
 
 
 def host_platform() -> str:

@@ -442,3 +442,29 @@ def test_build_context_exists_looks_in_the_app(make_app: MakeApp, register_build
     register_buildpack(Scripted("acme/exists", on_build=on_build))
     build_app(make_app({"src/go.mod": ""})).assert_passed()
     assert answers == [(True, False)]
+
+
+@pytest.mark.covers("BuildContext.secret")
+def test_secret_files_exist_for_the_build_only(make_app: MakeApp, register_buildpack: Register,
+                                               build_app: Build) -> None:
+    seen: list[tuple[Path | None, str, int, int]] = []
+
+    def build(ctx: BuildContext) -> BuildResult:
+        path = ctx.secret("token")
+        missing = ctx.secret("other")
+        assert missing is None
+        if path is not None:
+            output = ctx.run(["/bin/sh", "-c", 'cat "$F"'], env={"F": str(path)},
+                             capture=True).output
+            seen.append((path, output, path.stat().st_mode & 0o777,
+                         path.parent.stat().st_mode & 0o777))
+        return _processes("main")
+
+    register_buildpack(Scripted("acme/secret", on_build=build))
+    app = make_app()
+    build_app(app, secrets={"token": "s3cret"}).assert_passed()
+    (path, output, mode, dir_mode), = seen
+    assert (output, mode, dir_mode) == ("s3cret", 0o600, 0o700)
+    assert path is not None and not path.exists() and not path.parent.exists()
+    build_app(app).assert_passed()
+    assert len(seen) == 1

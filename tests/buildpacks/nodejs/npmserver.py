@@ -31,6 +31,17 @@ class NpmServer:
     url: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    token: str | None = None
+    """When set, packages named in ``private`` answer 401 without ``Bearer <token>``."""
+    private: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+
+    def allows(self, path: str, authorization: str | None) -> bool:
+        """Whether a request for ``path`` with that Authorization header is served."""
+        name = path.lstrip("/").split("/", 1)[0]
+        if name not in self.private:
+            return True
+        return authorization == f"Bearer {self.token}"
 
     def publish(self, name: str, version: str, tarball: bytes, *,
                 integrity: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
@@ -55,6 +66,10 @@ def serving() -> Iterator[NpmServer]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             server.requests.append(self.path)
+            if not server.allows(self.path.split("?", 1)[0], self.headers.get("Authorization")):
+                server.refused.append(self.path)
+                self.send_error(401)
+                return
             body = server.files.get(self.path.split("?", 1)[0])
             if body is None:
                 self.send_error(404)

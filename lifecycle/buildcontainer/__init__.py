@@ -1,0 +1,1 @@
+"""Running buildpack commands in the stack's build image (the ``docker`` executor)."""
