@@ -172,6 +172,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
                               blobs=project.blobs, stack=stack, mtime=mtime,
                               default_process=options.default_process, log=log,
+                              user=chosen.user,
                               app_index=AppIndex(project.project_dir / "app-index.json"))
             log.info("writing %s", dest)
             digest = transports.write_image(exported.image, dest, tags=tags,
@@ -243,6 +244,8 @@ class ChosenBase:
     """The stack id the build label records."""
     provides: Mapping[str, str]
     """What the run image already has, from the stack file (empty for a bare run image)."""
+    user: str | None = None
+    """The stack's ``uid:gid``, the image's default user (None: the run image's own)."""
 
 
 def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
@@ -276,9 +279,11 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
     if options.platform and options.platform != stack.platform:
         raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
                          f"{stack.platform}", hint="pick a stack of that platform with --stack")
-    ref, base = provide.run_image(stack, open_store())
+    ref, base = provide.run_image(stack, open_store(), registry=options.registry)
     _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
-    return ChosenBase(ref, base, stack.id, stack.provided)
+    # Reference images often run as root (node, python and Lambda images do): the stack's
+    # user is what its images run as, whoever made the base.
+    return ChosenBase(ref, base, stack.id, stack.provided, stack.user.spec)
 
 
 def host_platform() -> str:
