@@ -86,10 +86,11 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--buildpack", action="append", default=[], metavar="ID",
                        help="use exactly these buildpacks, in order (repeatable)")
 
-    def registry_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
-                       help="the platform to take from a multi-platform base "
-                            "(default: this machine's)")
+    def registry_args(p: argparse.ArgumentParser, *, platform: bool = True) -> None:
+        if platform:
+            p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                           help="the platform to take from a multi-platform base "
+                                "(default: this machine's)")
         p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
                        help="talk to HOST over plain HTTP or unverified TLS (repeatable)")
         p.add_argument("--ca-bundle", type=Path, metavar="FILE",
@@ -164,8 +165,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--refresh", action="store_true",
                     help="rebuild when the Debian sources changed since the stored build")
     sp = actions.add_parser("pull", parents=[common], help="pull a reference stack's images",
-                            description="Copy a reference stack's images into the local store.")
+                            description="Copy a reference stack's images into the local store "
+                                        "through the registry client (registries.toml mirrors "
+                                        "apply); the platform is the stack's.")
     sp.add_argument("id", metavar="ID")
+    # No --platform: a stack names its platform, and its builds refuse any other.
+    registry_args(sp, platform=False)
     add("images", "List images in the local store.")
     p = add("rm", "Remove an image reference from the local store.")
     p.add_argument("ref", metavar="REF")
@@ -453,7 +458,7 @@ def cmd_stacks(args: argparse.Namespace) -> Result:
              "seconds": round(o.seconds, 1), "source_date_epoch": o.epoch} for o in outcomes]})
     if action == "pull":
         stack = known.get(args.id)
-        pulled = provide.pull(stack, store)
+        pulled = provide.pull(stack, store, registry=_registry_options(args))
         for name in pulled:
             log.info("%s: pulled into %s", stack.id, name)
         return Result({"id": stack.id, "pulled": pulled})

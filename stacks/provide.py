@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lifecycle.errors import BaseImageFetchError, BaseImageNotFound
 from lifecycle.image import transports
@@ -18,6 +19,9 @@ from lifecycle.image.reference import Reference, parse
 from lifecycle.image.transports.store import Store
 from stacks import builder, recipe
 from stacks.model import ImageSpec, Stack
+
+if TYPE_CHECKING:
+    from lifecycle.image.transports.registry import RegistryOptions
 
 log = logging.getLogger("hybridless.stacks")
 
@@ -67,9 +71,15 @@ def ensure(stack: Stack, store: Store, *, roles: tuple[str, ...] = ("build", "ru
     return outcomes
 
 
-def pull(stack: Stack, store: Store, *, roles: tuple[str, ...] = ("build", "run")) -> list[str]:
-    """Copy the stack's reference images into the store; return their store names."""
+def pull(stack: Stack, store: Store, *, roles: tuple[str, ...] = ("build", "run"),
+         registry: RegistryOptions | None = None) -> list[str]:
+    """Copy the stack's reference images into the store; return their store names.
+
+    ``registry`` carries the command line's registry options (``--insecure-registry``,
+    ``--ca-bundle``); ``registries.toml`` and its mirrors apply either way.
+    """
     pulled = []
+    read: dict[str, Image] = {}
     for image in images_of(stack):
         if image.role not in roles:
             continue
@@ -79,20 +89,24 @@ def pull(stack: Stack, store: Store, *, roles: tuple[str, ...] = ("build", "run"
                 "built here rather than pulled",
                 hint=f"build it with `hybridless-lifecycle stacks build {stack.id}`",
             )
-        found = _read_reference(stack, image.source)
-        store.write(found, [image.store_name])
+        # Most reference stacks name one image for both roles: pull it once.
+        if image.source not in read:
+            read[image.source] = _read_reference(stack, image.source, registry)
+        store.write(read[image.source], [image.store_name])
         pulled.append(image.store_name)
     return pulled
 
 
-def run_image(stack: Stack, store: Store) -> tuple[Reference, Image]:
+def run_image(stack: Stack, store: Store, *,
+              registry: RegistryOptions | None = None) -> tuple[Reference, Image]:
     """The stack's run image from the store, building or pulling it first when missing."""
-    return _stored_image(stack, store, "run")
+    return _stored_image(stack, store, "run", registry)
 
 
-def build_image(stack: Stack, store: Store) -> tuple[Reference, Image]:
+def build_image(stack: Stack, store: Store, *,
+                registry: RegistryOptions | None = None) -> tuple[Reference, Image]:
     """The stack's build image from the store, building or pulling it first when missing."""
-    return _stored_image(stack, store, "build")
+    return _stored_image(stack, store, "build", registry)
 
 
 def build_image_name(stack: Stack) -> str:
@@ -100,7 +114,8 @@ def build_image_name(stack: Stack) -> str:
     return images_of(stack)[0].store_name
 
 
-def _stored_image(stack: Stack, store: Store, role: str) -> tuple[Reference, Image]:
+def _stored_image(stack: Stack, store: Store, role: str,
+                  registry: RegistryOptions | None) -> tuple[Reference, Image]:
     build, run = images_of(stack)
     wanted = build if role == "build" else run
     spec = stack.build_image if role == "build" else stack.run_image
@@ -126,7 +141,7 @@ def _stored_image(stack: Stack, store: Store, role: str) -> tuple[Reference, Ima
     else:
         log.info("stack %s is not in the local store: pulling %s", stack.id, wanted.source)
         try:
-            pull(stack, store, roles=(role,))
+            pull(stack, store, roles=(role,), registry=registry)
         except BaseImageFetchError as error:
             raise BaseImageNotFound(
                 f"failed to find stack {stack.id}'s {role} image in the local store, and "
@@ -147,7 +162,20 @@ def _describe(stack: Stack, role: str, spec: ImageSpec,
     return StackImage(role, f"{recipe.STORE_REPOSITORY}/{stack.id}-{role}:{key}", spec.reference)
 
 
-def _read_reference(stack: Stack, text: str) -> Image:
-    # A docker:// reference goes through the registry client with the default options:
-    # registries.toml (mirrors, endpoints, CA files) and the usual credential files.
-    return transports.read_image(parse(text), platform=stack.platform)
+def _read_reference(stack: Stack, text: str, registry: RegistryOptions | None) -> Image:
+    # A docker:// reference goes through the registry client: registries.toml (mirrors,
+    # endpoints, CA files), the usual credential files, and the command's registry options.
+    # Registry failures keep their own exit codes (70-72); an index without the stack's
+    # platform is exit 30.
+    found = transports.read_image(parse(text), platform=stack.platform, registry=registry)
+    # A single-platform manifest is taken as it is, whatever its platform: check it here, so
+    # that a stack never stores an image its builds would refuse later.
+    have = "/".join(found.platform.split("/")[:2])
+    if have != "/".join(stack.platform.split("/")[:2]):
+        raise BaseImageNotFound(
+            f"failed to pull stack {stack.id}: {text} is a {found.platform} image, and the "
+            f"stack is {stack.platform}",
+            hint=f"point the stack's reference at a {stack.platform} image (or an index that "
+            "has one), or change its platform",
+        )
+    return found

@@ -71,8 +71,11 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
 def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
            run_image_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
            default_process: str | None, log: logging.Logger,
-           app_index: AppIndex | None = None) -> Exported:
-    """Assemble the image on top of ``base``; layer blobs land in ``blobs``."""
+           app_index: AppIndex | None = None, user: str | None = None) -> Exported:
+    """Assemble the image on top of ``base``; layer blobs land in ``blobs``.
+
+    ``user`` (``uid:gid``) replaces the base's default user; None keeps it.
+    """
     report: list[ExportedLayer] = [
         ExportedLayer("base", layer.digest, layer.diff_id, layer.size, True)
         for layer in base.layers
@@ -117,6 +120,8 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
         labels=labels,
         created=image.created_from_epoch(mtime),
     )
+    if user is not None:
+        out = image.with_config(out, user=user)
     return Exported(out, tuple(report), default.name)
 
 

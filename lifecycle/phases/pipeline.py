@@ -183,6 +183,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             exported = export(app_dir, desc, built, base, run_image_ref=run_image_ref,
                               blobs=project.blobs, stack=stack, mtime=mtime,
                               default_process=options.default_process, log=log,
+                              user=chosen.user,
                               app_index=AppIndex(project.project_dir / "app-index.json"))
             final, layers = exported.image, exported.layers
             if planned is not None:
@@ -364,6 +365,8 @@ class ChosenBase:
     """What the run image already has, from the stack file (empty for a bare run image)."""
     build_image: BuildImage | None = None
     """The stack's build image, for the ``docker`` executor (None with ``--run-image``)."""
+    user: str | None = None
+    """The stack's ``uid:gid``, the image's default user (None: the run image's own)."""
 
 
 def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
@@ -398,12 +401,15 @@ def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
         raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
                          f"{stack.platform}", hint="pick a stack of that platform with --stack")
     store = open_store()
-    ref, base = provide.run_image(stack, store)
+    ref, base = provide.run_image(stack, store, registry=options.registry)
     _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
     # Read (or built) only when the docker executor is chosen and the engine lacks it.
     build_image = BuildImage(provide.build_image_name(stack), f"stack {stack.id}",
-                             lambda: provide.build_image(stack, store)[1])
-    return ChosenBase(ref, base, stack.id, stack.provided, build_image)
+                             lambda: provide.build_image(stack, store,
+                                                         registry=options.registry)[1])
+    # Reference images often run as root (node, python and Lambda images do): the stack's
+    # user is what its images run as, whoever made the base.
+    return ChosenBase(ref, base, stack.id, stack.provided, build_image, stack.user.spec)
 
 
 def host_platform() -> str:
