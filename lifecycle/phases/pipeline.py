@@ -62,6 +62,8 @@ class BuildInputs:
     platform: str | None = None
     registry: Any = None
     """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
+    ecr: Any = None
+    """``EcrOverrides`` from the command line (None: the descriptor's settings as they are)."""
 
 
 # fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
@@ -147,6 +149,10 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     started = time.monotonic()
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
+    registry = _with_ecr(options, desc)
+    per_function = registry is not None and registry.ecr.repository_naming == "hybridless"
+    if per_function:
+        _check_per_function(dest, tags)
 
     chosen = _base_image(options, desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
@@ -173,9 +179,17 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               blobs=project.blobs, stack=stack, mtime=mtime,
                               default_process=options.default_process, log=log,
                               app_index=AppIndex(project.project_dir / "app-index.json"))
-            log.info("writing %s", dest)
-            digest = transports.write_image(exported.image, dest, tags=tags,
-                                            progress=log.info, registry=options.registry)
+            if per_function:
+                pushed = _push_per_function(
+                    app_dir, desc, built, base, exported, dest, tags, registry, project,
+                    run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log)
+                digest = exported.image.digest
+            else:
+                log.info("writing %s", dest)
+                digest = transports.write_image(exported.image, dest, tags=tags,
+                                                progress=log.info,
+                                                registry=registry or options.registry)
+                pushed = _pushed([dest, *tags], digest)
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = time.monotonic() - started
@@ -189,7 +203,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         processes=tuple(ReportedProcess(p.name, p.event, p.name == exported.default_process)
                         for p in built.processes),
         timings={k: round(v, 3) for k, v in timings.items()},
-        pushed=_pushed([dest, *tags], digest),
+        pushed=pushed,
     )
     if observed is not None:
         _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
@@ -221,6 +235,73 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    hermetic=all(lp.hermetic for lp in members),
                    tools=[tool for lp in members for tool in lp.tools],
                    run_image=run_image, outputs=outputs, log=log)
+
+
+def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
+    """The registry options with the ECR settings: the descriptor's, then the flags'."""
+    if desc.ecr is None and options.ecr is None:
+        return None
+    import dataclasses
+
+    from lifecycle.ecr.settings import EcrOverrides, EcrSettings, merge
+    from lifecycle.image.transports.registry import RegistryOptions
+
+    settings = merge(desc.ecr or EcrSettings(), options.ecr or EcrOverrides())
+    return dataclasses.replace(options.registry or RegistryOptions(), ecr=settings)
+
+
+def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.Image,
+                       first: Any, dest: reference.Reference, tags: list[reference.Reference],
+                       registry: Any, project: cache_mod.ProjectCache, *,
+                       run_image_ref: reference.Reference, stack: str | None, mtime: int,
+                       log: logging.Logger) -> tuple[str, ...]:
+    """Hybridless naming: one image per function, that function the default process.
+
+    Each goes to ``HOST/<Hybridless's repository name>`` (``--image`` gives only the host)
+    tagged with the first 12 hex digits of its manifest digest and each ``--tag``'s tag
+    (CONTRACT §5). Returns every pushed reference, pinned by digest.
+    """
+    from lifecycle.ecr import default_tag, repository_name
+    from lifecycle.image.transports.registry import pinned
+
+    extra = sorted({_tag_of(t) for t in tags})
+    pushed: list[str] = []
+    for process in built.processes:
+        exported = first if process.name == first.default_process else export(
+            app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
+            stack=stack, mtime=mtime, default_process=process.name, log=log,
+            app_index=AppIndex(project.project_dir / "app-index.json"))
+        digest = exported.image.digest
+        repository = repository_name(registry.ecr, plain=dest.name, function=process.name,
+                                     stage=desc.stage, project_name=desc.name)
+        refs = [reference.Reference("docker", name=repository, tag=tag, host=dest.host)
+                for tag in (default_tag(digest), *extra)]
+        log.info("writing %s (function %s)", refs[0], process.name)
+        transports.write_image(exported.image, refs[0], tags=refs[1:], progress=log.info,
+                               registry=registry)
+        pushed.extend(pinned(refs, digest))
+    return tuple(pushed)
+
+
+def _check_per_function(dest: reference.Reference, tags: list[reference.Reference]) -> None:
+    """Before building: hybridless naming needs a registry, and tags it can apply per image."""
+    if dest.transport != "docker":
+        raise UsageError(f"failed to use --repository-naming hybridless with --image {dest}: "
+                         "it needs a registry (docker://HOST/…) to name repositories in",
+                         hint="e.g. --image docker://123456789012.dkr.ecr.eu-west-1"
+                              ".amazonaws.com/service")
+    for tag in tags:
+        if (tag.transport == "docker" and tag.digest is None) or (
+                tag.transport == "store" and tag.tag is None):
+            continue
+        raise UsageError(f"failed to use --tag {tag} with --repository-naming hybridless: "
+                         "each function's image goes to its own repository, so a tag is "
+                         "TAG or docker://HOST/ANY:TAG (only its tag is used)")
+
+
+def _tag_of(ref: reference.Reference) -> str:
+    """The tag a ``--tag`` gives each function's image: a bare word, or a registry tag."""
+    return ref.name if ref.transport == "store" else ref.tag_or_default
 
 
 def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:
