@@ -151,8 +151,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     timings["detect"] = time.monotonic() - started
     registry = _with_ecr(options, desc)
     per_function = registry is not None and registry.ecr.repository_naming == "hybridless"
-    if per_function:
-        _check_per_function(dest, tags)
+    function_tags = _function_tags(dest, options.tags) if per_function else ()
 
     chosen = _base_image(options, desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
@@ -181,7 +180,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               app_index=AppIndex(project.project_dir / "app-index.json"))
             if per_function:
                 pushed = _push_per_function(
-                    app_dir, desc, built, base, exported, dest, tags, registry, project,
+                    app_dir, desc, built, base, exported, dest, function_tags, registry, project,
                     run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log)
                 digest = exported.image.digest
             else:
@@ -251,7 +250,7 @@ def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
 
 
 def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.Image,
-                       first: Any, dest: reference.Reference, tags: list[reference.Reference],
+                       first: Any, dest: reference.Reference, tags: tuple[str, ...],
                        registry: Any, project: cache_mod.ProjectCache, *,
                        run_image_ref: reference.Reference, stack: str | None, mtime: int,
                        log: logging.Logger) -> tuple[str, ...]:
@@ -264,7 +263,6 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
     from lifecycle.ecr import default_tag, repository_name
     from lifecycle.image.transports.registry import pinned
 
-    extra = sorted({_tag_of(t) for t in tags})
     pushed: list[str] = []
     for process in built.processes:
         exported = first if process.name == first.default_process else export(
@@ -275,7 +273,7 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
         repository = repository_name(registry.ecr, plain=dest.name, function=process.name,
                                      stage=desc.stage, project_name=desc.name)
         refs = [reference.Reference("docker", name=repository, tag=tag, host=dest.host)
-                for tag in (default_tag(digest), *extra)]
+                for tag in dict.fromkeys((default_tag(digest), *tags))]
         log.info("writing %s (function %s)", refs[0], process.name)
         transports.write_image(exported.image, refs[0], tags=refs[1:], progress=log.info,
                                registry=registry)
@@ -283,25 +281,34 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
     return tuple(pushed)
 
 
-def _check_per_function(dest: reference.Reference, tags: list[reference.Reference]) -> None:
-    """Before building: hybridless naming needs a registry, and tags it can apply per image."""
+def _function_tags(dest: reference.Reference, texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Hybridless naming: the tags each function's image also gets, checked before building.
+
+    Each function's image goes to a repository of its own, so a ``--tag`` is a bare ``TAG``
+    or ``docker://HOST/ANY:TAG`` of which only the tag is used.
+    """
     if dest.transport != "docker":
         raise UsageError(f"failed to use --repository-naming hybridless with --image {dest}: "
                          "it needs a registry (docker://HOST/…) to name repositories in",
                          hint="e.g. --image docker://123456789012.dkr.ecr.eu-west-1"
                               ".amazonaws.com/service")
-    for tag in tags:
-        if (tag.transport == "docker" and tag.digest is None) or (
-                tag.transport == "store" and tag.tag is None):
+    found: list[str] = []
+    for text in texts:
+        if _BARE_TAG_RE.fullmatch(text):
+            found.append(text)
             continue
-        raise UsageError(f"failed to use --tag {tag} with --repository-naming hybridless: "
-                         "each function's image goes to its own repository, so a tag is "
-                         "TAG or docker://HOST/ANY:TAG (only its tag is used)")
+        ref = reference.parse(text)
+        if ref.transport != "docker" or ref.digest is not None:
+            raise UsageError(f"failed to use --tag {text} with --repository-naming hybridless: "
+                             "each function's image goes to its own repository",
+                             hint="give a bare TAG, or docker://HOST/ANY:TAG (only its tag "
+                                  "is used)")
+        found.append(ref.tag_or_default)
+    return tuple(dict.fromkeys(found))
 
 
-def _tag_of(ref: reference.Reference) -> str:
-    """The tag a ``--tag`` gives each function's image: a bare word, or a registry tag."""
-    return ref.name if ref.transport == "store" else ref.tag_or_default
+# A tag as the distribution spec allows it.
+_BARE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:
