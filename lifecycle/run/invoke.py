@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from lifecycle.errors import ContainerStartFailed, UsageError
+from lifecycle.run.defaults import process_defaults
 from lifecycle.run.interrupts import Interrupts
 from lifecycle.run.runner import (
     choose_process,
@@ -148,6 +149,12 @@ def _invoke_lambda(
         json.loads(event)
     except ValueError as exc:
         raise UsageError(f"failed to read the event: it is not valid JSON ({exc})") from exc
+    # The image's own values (memory, timeout, name) beat Lambda's stand-ins below.
+    defaults = process_defaults(client, image_id, process_name)
+    timeout = options.timeout_seconds
+    if options.timeout_seconds == DEFAULT_TIMEOUT_SECONDS and defaults.get("TIMEOUT", "").isdigit():
+        timeout = max(1.0, int(defaults["TIMEOUT"]) / 1000)
+    options = replace(options, timeout_seconds=timeout)
     invocation = Invocation(
         event=event, function_name=process_name, timeout_seconds=options.timeout_seconds
     )
@@ -161,7 +168,11 @@ def _invoke_lambda(
         environment = {
             **environment,
             "AWS_LAMBDA_RUNTIME_API": f"{GATEWAY_HOST}:{server.port}",
-            **lambda_environment(process_name, options.timeout_seconds),
+            **{
+                key: value
+                for key, value in lambda_environment(process_name, timeout).items()
+                if key not in defaults
+            },
         }
         if watch.fired:
             return watch.exit_code
