@@ -29,7 +29,8 @@ def process_defaults(client: Any, image_id: str, process: str) -> dict[str, str]
     import docker.errors
 
     try:
-        probe = client.containers.create(image_id, command=[], entrypoint=[])
+        # Created with the image's own entrypoint (the engine wants a command) and never started.
+        probe = client.containers.create(image_id)
     except docker.errors.APIError:
         return {}
     try:

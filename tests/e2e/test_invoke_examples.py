@@ -1,7 +1,9 @@
 """``invoke`` and ``run`` of the examples, built on the Debian test base (heavy: ``-m debian``).
 
-Each example is built into the CLI's own store and invoked by that reference, so ``invoke``
-loads it into the engine first. A ``lambdaContainer`` answers through our Runtime API server
+Each example is built into a docker-archive that the engine loads (as the examples' own e2e
+tests do: a Debian image can take longer than the SDK's read timeout to stream under load),
+and invoked as ``docker-daemon:``; test_publish.py covers ``run`` loading a store image
+itself. A ``lambdaContainer`` answers through our Runtime API server
 and the image's own client; task types answer with the task codes of CONTRACT §4.
 """
 
@@ -21,6 +23,7 @@ import pytest
 from tests.buildpacks.nodejs.conftest import ImageNodeCli
 from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
+from tests.infra.containers import load_archive
 from tests.infra.images import BaseImage
 
 if TYPE_CHECKING:
@@ -39,21 +42,22 @@ def module_cli(tmp_path_factory: pytest.TempPathFactory) -> CliRunner:
 @pytest.fixture(scope="module")
 def built(module_cli: CliRunner, debian_base: BaseImage, docker_client: docker.DockerClient,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Each example in the CLI's store: example → reference."""
+    """Each example loaded into the engine: example → ``docker-daemon:`` reference."""
     src = tmp_path_factory.mktemp("invoke-src")
     refs: dict[str, str] = {}
     suffix = f"{os.getpid()}-{secrets.token_hex(2)}"
     for example in EXAMPLES:
         app = copy_example(example, src)
-        refs[example] = f"invoke-{example}:{suffix}"
-        run_json(module_cli, "build", app, "--image", refs[example],
+        tag = f"hybridless-tests/invoke-{example}:{suffix}"
+        archive = src / f"{example}.tar"
+        run_json(module_cli, "build", app, "--image", f"docker-archive:{archive}:{tag}",
                  "--run-image", debian_base.ref)
+        load_archive(docker_client, archive)
+        archive.unlink()
+        refs[example] = f"docker-daemon:{tag}"
     yield refs
     for ref in refs.values():
-        try:
-            docker_client.images.remove(ref, force=True)
-        except Exception:
-            pass  # never loaded: its test did not run
+        docker_client.images.remove(ref.removeprefix("docker-daemon:"), force=True)
 
 
 def _invoke(cli: CliRunner, ref: str, process: str, event: str | None
