@@ -71,8 +71,8 @@ def parser() -> argparse.ArgumentParser:
                   description="Build Lambda-faithful container images from a function's "
                               "source, without a Docker daemon.",
                   epilog="Exit codes: 0 ok, 1 bug, 2 usage, 10/11 descriptor, 20/21 detect, "
-                         "30/31 base image, 50/51 build, 60/61 export/reference, 130 "
-                         "interrupted.")
+                         "30/31 base image, 50/51 build, 60/61 export/reference, 70/71/72 "
+                         "registry, 125 container did not start, 130 interrupted.")
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -96,6 +96,31 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--ca-bundle", type=Path, metavar="FILE",
                        help="also trust the CA certificates in FILE for registries; build "
                             "containers trust it instead of this host's bundle")
+
+    def ecr_args(p: argparse.ArgumentParser) -> None:
+        ecr = p.add_argument_group("Amazon ECR (override [io.hybridless.ecr], docs §5)")
+        ecr.add_argument("--repository-naming", choices=["plain", "hybridless"],
+                         help="plain: the repository as given; hybridless: one repository "
+                              "per function, named as Hybridless 0.1.46 names them")
+        ecr.add_argument("--service", metavar="NAME",
+                         help="the service name hybridless naming uses (default: [_].name)")
+        ecr.add_argument("--create-repository", action=argparse.BooleanOptionalAction,
+                         default=None, help="create a missing repository (default: yes)")
+        ecr.add_argument("--tag-mutability", choices=["MUTABLE", "IMMUTABLE"],
+                         type=str.upper, help="for a repository created here")
+        ecr.add_argument("--scan-on-push", action=argparse.BooleanOptionalAction,
+                         default=None, help="for a repository created here (default: yes)")
+        ecr.add_argument("--keep-images", type=int, metavar="N",
+                         help="lifecycle policy of a repository created here: keep the "
+                              "newest N images (default: 100)")
+        ecr.add_argument("--resource-tag", action="append", default=[], metavar="KEY=VALUE",
+                         help="AWS tag of a repository created here (repeatable)")
+
+    def engine_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("ref", metavar="REF",
+                       help="the image (any reference form; loaded into the engine if missing)")
+        p.add_argument("--process", metavar="NAME", help="the process (default: the image's)")
+        registry_args(p)
 
     p = add("detect", "Find the buildpack group that applies to an app.")
     app_args(p)
@@ -125,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run every phase even when the last build's receipt shows that "
                         "nothing changed")
     registry_args(p)
+    ecr_args(p)
 
     p = add("inspect", "Show an image's digest, config and build label.")
     p.add_argument("ref", metavar="REF")
@@ -142,6 +168,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], metavar="REF",
                    help="also write the image here (repeatable)")
     registry_args(p)
+    ecr_args(p)
+
+    p = add("run", "Run an image in the local Docker engine; Ctrl-C stops it (exit 130).")
+    engine_args(p)
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:]HOST:CONTAINER[/PROTO]",
+                   help="publish a port (a lambdaContainer gets 127.0.0.1:9000:8080 "
+                        "without any)")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K[=V]",
+                   help="set a variable in the container (K alone: its value here)")
+    p.add_argument("--env-file", action="append", default=[], type=Path, metavar="FILE",
+                   help="read K=V lines (# comments) as docker run does (repeatable)")
+
+    p = add("invoke", "Invoke a lambdaContainer or task process once; its result on stdout.")
+    engine_args(p)
+    p.add_argument("--event", metavar="FILE|-",
+                   help="the event JSON, from a file or stdin (default: {})")
 
     p = add("buildpacks", "List the available buildpacks, or write a new one's skeleton.")
     actions = p.add_subparsers(dest="buildpacks_action", metavar="[new]",
@@ -217,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: an unexpected internal error happened (a bug); please report it with "
               "the traceback above", file=sys.stderr)
         return 1
-    if as_json:
+    if as_json and result.document is not None:
         _print_document(json.dumps(result.document, indent=2, sort_keys=False))
     elif result.text is not None:
         print(result.text)
@@ -330,7 +373,7 @@ def cmd_build(args: argparse.Namespace) -> Result:
                "network": args.network, "secrets": args.secret,
                "build_image": os.environ.get("HYBRIDLESS_BUILD_IMAGE"),
                "default_process": args.default_process, "tags": args.tag,
-               "platform": args.platform}
+               "platform": args.platform, "ecr": _ecr_flags(args)}
     observed = receipt.observe(request, app, cache_dir, descriptor) \
         if os.path.isdir(app) else None
     if observed is not None and not args.full:
@@ -347,7 +390,7 @@ def cmd_build(args: argparse.Namespace) -> Result:
                           default_process=args.default_process, platform=args.platform,
                           registry=_registry_options(args), network=args.network,
                           ca_bundle=str(args.ca_bundle) if args.ca_bundle else None,
-                          secrets=secret_specs)
+                          secrets=secret_specs, ecr=_ecr_overrides(args))
     report = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", report.image, report.digest)
     return Result(report.to_json(), "\n".join(report.pushed) if report.pushed else None)
@@ -384,6 +427,16 @@ def cmd_push(args: argparse.Namespace) -> Result:
     dest = reference.parse(args.dest)
     tags = [reference.parse(tag) for tag in args.tag]
     options = dataclasses.replace(_registry_options(args), store_copy=False)
+    overrides = _ecr_overrides(args)
+    if overrides is not None:
+        from lifecycle.ecr import EcrSettings, merge
+
+        if overrides.repository_naming == "hybridless":
+            raise UsageError("failed to push with --repository-naming hybridless: push copies "
+                             "one image to the reference given",
+                             hint="build with --repository-naming hybridless pushes one image "
+                                  "per function")
+        options = dataclasses.replace(options, ecr=merge(EcrSettings(), overrides))
     image = transports.read_image(src, platform=args.platform, registry=options)
     digest = transports.write_image(image, dest, tags=tags, progress=log.info, registry=options)
     remote = [ref for ref in (dest, *tags) if ref.transport == "docker"]
@@ -398,6 +451,83 @@ def _registry_options(args: argparse.Namespace) -> Any:
     quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
     return RegistryOptions(insecure=tuple(getattr(args, "insecure_registry", ())),
                            ca_bundle=getattr(args, "ca_bundle", None), quiet=quiet)
+
+
+def _ecr_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ECR flags as given (for the build receipt's request); None when none was."""
+    given = {name: getattr(args, name) for name in _ECR_FLAGS
+             if getattr(args, name, None) not in (None, [])}
+    return given or None
+
+
+_ECR_FLAGS = ("repository_naming", "service", "create_repository", "tag_mutability",
+              "scan_on_push", "keep_images", "resource_tag")
+
+
+def _ecr_overrides(args: argparse.Namespace) -> Any:
+    """``EcrOverrides`` from the flags; None when no ECR flag was given."""
+    if _ecr_flags(args) is None:
+        return None
+    from lifecycle.ecr import EcrOverrides, merge, parse_tag_flag
+    from lifecycle.ecr.settings import EcrSettings
+
+    overrides = EcrOverrides(
+        create_repository=args.create_repository, tag_mutability=args.tag_mutability,
+        scan_on_push=args.scan_on_push, keep_images=args.keep_images,
+        tags=tuple(parse_tag_flag(text) for text in args.resource_tag),
+        repository_naming=args.repository_naming, service=args.service)
+    merge(EcrSettings(), overrides)  # refuse a bad flag (exit 2) before any work
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> Result:
+    """``run``: the container's exit code is ours; 125 when it could not start."""
+    from lifecycle.run import runner
+    from lifecycle.run.load import engine_reference
+
+    # Later wins, as in docker run: the files in order, then each -e.
+    env = [pair for path in args.env_file for pair in runner.read_env_file(path)]
+    env += [runner.parse_env(text) for text in args.env]
+    ports = tuple(runner.parse_port(text) for text in args.publish)
+    client = runner.connect()
+    image = engine_reference(client, args.ref, platform=args.platform,
+                             registry=_registry_options(args))
+    options = runner.RunOptions(image=image, process=args.process, ports=ports,
+                                env=tuple(env))
+    out, err = runner.stdio()
+    if getattr(args, "json", False):
+        out = err  # stdout carries the one JSON document; the container's output is a log
+    code = runner.run(client, options, out=out, err=err)
+    return Result({"image": image, "exit_code": code}, exit_code=code)
+
+
+def cmd_invoke(args: argparse.Namespace) -> Result:
+    """``invoke``: the result document is printed as it arrives; the exit code follows §4."""
+    from lifecycle.run import runner
+    from lifecycle.run.invoke import InvokeOptions, invoke
+    from lifecycle.run.load import engine_reference
+
+    event = _read_event(args.event)
+    client = runner.connect()
+    image = engine_reference(client, args.ref, platform=args.platform,
+                             registry=_registry_options(args))
+    out, err = runner.stdio()
+    code = invoke(client, InvokeOptions(image=image, process=args.process, event=event),
+                  out=out, err=err)
+    # The result is already on stdout (it is the JSON document): print nothing more.
+    return Result(None, exit_code=code)
+
+
+def _read_event(source: str | None) -> bytes | None:
+    if source is None:
+        return None
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read()
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"failed to read --event {source}: {exc.strerror or exc}",
+                         hint="give a JSON file, or - for stdin") from exc
 
 
 def cmd_buildpacks(args: argparse.Namespace) -> Result:
@@ -563,6 +693,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "inspect": cmd_inspect,
     "rebase": cmd_rebase,
     "push": cmd_push,
+    "run": cmd_run,
+    "invoke": cmd_invoke,
     "buildpacks": cmd_buildpacks,
     "stacks": cmd_stacks,
     "images": cmd_images,

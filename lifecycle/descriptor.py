@@ -14,11 +14,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lifecycle import safeio
 from lifecycle.errors import DescriptorSchemaError, DescriptorSyntaxError
 from lifecycle.image import tree
+
+if TYPE_CHECKING:  # imported when a descriptor has the table: lifecycle.ecr loads boto3's kin
+    from lifecycle.ecr.settings import EcrSettings
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "project.schema.json"
 EVENT_TYPES = ("httpd", "process", "scheduledTask", "launchableTask", "job", "lambdaContainer")
@@ -128,6 +131,8 @@ class Descriptor:
     stage: str | None = None
     functions: tuple[Function, ...] = ()
     buildpack_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ecr: EcrSettings | None = None
+    """``[io.hybridless.ecr]``; ``None`` when the table is absent (the defaults apply)."""
 
     @property
     def project_id(self) -> str:
@@ -488,7 +493,21 @@ def from_mapping(path: Path | None, data: Mapping[str, Any]) -> Descriptor:
         stage=hyb.get("stage"),
         functions=tuple(_function(fn) for fn in hyb.get("functions", ())),
         buildpack_options=dict(hyb.get("buildpacks", {})),
+        ecr=_ecr(path, hyb.get("ecr")),
     )
+
+
+def _ecr(path: Path | None, table: Mapping[str, Any] | None) -> EcrSettings | None:
+    """Read ``[io.hybridless.ecr]`` on every load: its checks live in lifecycle.ecr.settings."""
+    if table is None:
+        return None
+    from lifecycle.ecr.settings import from_table
+
+    try:
+        return from_table(table)
+    except DescriptorSchemaError as exc:
+        raise DescriptorSchemaError(f"{path or 'project.toml'}: {exc.message}",
+                                    hint=exc.hint) from exc
 
 
 def _function(fn: Mapping[str, Any]) -> Function:

@@ -28,6 +28,7 @@ from tests.infra.images import (
     load_into_docker,
     remove_other_tags,
 )
+from tests.infra.moto_process import MotoProcess, moto_process
 from tests.infra.pki import TestAuthority, new_authority
 from tests.infra.services import (
     Registry,
@@ -161,6 +162,30 @@ def moto_server() -> Iterator[str]:
     """The endpoint URL of a moto server (AWS control planes such as ECR) on 127.0.0.1."""
     with ExitStack() as stack:
         yield _enter("moto's server", running_moto(), stack)
+
+
+MOTO_ACCOUNT = "123456789012"  # the account moto answers for
+
+
+@pytest.fixture(scope="session")
+def moto_recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoProcess]:
+    """A moto server process with its request recorder on: the ECR control plane to count."""
+    with ExitStack() as stack:
+        workdir = tmp_path_factory.mktemp("moto-recorder")
+        yield _enter("moto's server (recording)", moto_process(workdir), stack)
+
+
+@pytest.fixture(scope="session")
+def ecr_data_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """ECR's data plane stand-in: a registry taking user ``AWS`` and moto's token as password.
+
+    moto's ``GetAuthorizationToken`` answers base64 of ``AWS:<account>-auth-token``.
+    """
+    with ExitStack() as stack:
+        workdir = tmp_path_factory.mktemp("ecr-data")
+        credentials = ("AWS", f"{MOTO_ACCOUNT}-auth-token")
+        yield _enter("the ECR data registry",
+                     running_registry(workdir, credentials=credentials), stack)
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,8 @@ class BuildInputs:
     network: str = "host"
     ca_bundle: str | None = None
     secrets: tuple[secrets_mod.SecretSpec, ...] = ()
+    ecr: Any = None
+    """``EcrOverrides`` from the command line (None: the descriptor's settings as they are)."""
 
 
 # fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
@@ -155,6 +157,9 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     started = time.monotonic()
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
+    registry = _with_ecr(options, desc)
+    per_function = registry is not None and registry.ecr.repository_naming == "hybridless"
+    function_tags = _function_tags(dest, options.tags) if per_function else ()
 
     chosen = _base_image(options, desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
@@ -199,9 +204,17 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                 timings["retar"] = result.retar_seconds
                 started = time.monotonic()
                 phase = (ExportError, "export")
-            log.info("writing %s", dest)
-            digest = transports.write_image(final, dest, tags=tags,
-                                            progress=log.info, registry=options.registry)
+            if per_function:
+                pushed = _push_per_function(
+                    app_dir, desc, built, base, exported, dest, function_tags, registry, project,
+                    run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log)
+                digest = exported.image.digest
+            else:
+                log.info("writing %s", dest)
+                digest = transports.write_image(final, dest, tags=tags,
+                                                progress=log.info,
+                                                registry=registry or options.registry)
+                pushed = _pushed([dest, *tags], digest)
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = timings.get("export", 0.0) + time.monotonic() - started
@@ -215,7 +228,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         processes=tuple(ReportedProcess(p.name, p.event, p.name == exported.default_process)
                         for p in built.processes),
         timings={k: round(v, 3) for k, v in timings.items()},
-        pushed=_pushed([dest, *tags], digest),
+        pushed=pushed,
         dockerfile=planned.record if planned is not None else None,
     )
     if planned is not None:
@@ -341,6 +354,81 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    hermetic=all(lp.hermetic for lp in members),
                    tools=[tool for lp in members for tool in lp.tools],
                    run_image=run_image, outputs=outputs, log=log)
+
+
+def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
+    """The registry options with the ECR settings: the descriptor's, then the flags'."""
+    if desc.ecr is None and options.ecr is None:
+        return None
+    import dataclasses
+
+    from lifecycle.ecr.settings import EcrOverrides, EcrSettings, merge
+    from lifecycle.image.transports.registry import RegistryOptions
+
+    settings = merge(desc.ecr or EcrSettings(), options.ecr or EcrOverrides())
+    return dataclasses.replace(options.registry or RegistryOptions(), ecr=settings)
+
+
+def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.Image,
+                       first: Any, dest: reference.Reference, tags: tuple[str, ...],
+                       registry: Any, project: cache_mod.ProjectCache, *,
+                       run_image_ref: reference.Reference, stack: str | None, mtime: int,
+                       log: logging.Logger) -> tuple[str, ...]:
+    """Hybridless naming: one image per function, that function the default process.
+
+    Each goes to ``HOST/<Hybridless's repository name>`` (``--image`` gives only the host)
+    tagged with the first 12 hex digits of its manifest digest and each ``--tag``'s tag
+    (CONTRACT §5). Returns every pushed reference, pinned by digest.
+    """
+    from lifecycle.ecr import default_tag, repository_name
+    from lifecycle.image.transports.registry import pinned
+
+    pushed: list[str] = []
+    for process in built.processes:
+        exported = first if process.name == first.default_process else export(
+            app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
+            stack=stack, mtime=mtime, default_process=process.name, log=log,
+            app_index=AppIndex(project.project_dir / "app-index.json"))
+        digest = exported.image.digest
+        repository = repository_name(registry.ecr, plain=dest.name, function=process.name,
+                                     stage=desc.stage, project_name=desc.name)
+        refs = [reference.Reference("docker", name=repository, tag=tag, host=dest.host)
+                for tag in dict.fromkeys((default_tag(digest), *tags))]
+        log.info("writing %s (function %s)", refs[0], process.name)
+        transports.write_image(exported.image, refs[0], tags=refs[1:], progress=log.info,
+                               registry=registry)
+        pushed.extend(pinned(refs, digest))
+    return tuple(pushed)
+
+
+def _function_tags(dest: reference.Reference, texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Hybridless naming: the tags each function's image also gets, checked before building.
+
+    Each function's image goes to a repository of its own, so a ``--tag`` is a bare ``TAG``
+    or ``docker://HOST/ANY:TAG`` of which only the tag is used.
+    """
+    if dest.transport != "docker":
+        raise UsageError(f"failed to use --repository-naming hybridless with --image {dest}: "
+                         "it needs a registry (docker://HOST/…) to name repositories in",
+                         hint="e.g. --image docker://123456789012.dkr.ecr.eu-west-1"
+                              ".amazonaws.com/service")
+    found: list[str] = []
+    for text in texts:
+        if _BARE_TAG_RE.fullmatch(text):
+            found.append(text)
+            continue
+        ref = reference.parse(text)
+        if ref.transport != "docker" or ref.digest is not None:
+            raise UsageError(f"failed to use --tag {text} with --repository-naming hybridless: "
+                             "each function's image goes to its own repository",
+                             hint="give a bare TAG, or docker://HOST/ANY:TAG (only its tag "
+                                  "is used)")
+        found.append(ref.tag_or_default)
+    return tuple(dict.fromkeys(found))
+
+
+# A tag as the distribution spec allows it.
+_BARE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from lifecycle.errors import UsageError
-from lifecycle.runtime_api import Invocation, Limits, RuntimeApiServer, parse_error
+from lifecycle.run.runtime_api import Invocation, Limits, RuntimeApiServer, parse_error
 
 NEXT = "/2018-06-01/runtime/invocation/next"
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lifecycle.invoke import InvokeOptions, invoke
-from lifecycle.runtime_api import Invocation, InvocationResult, RuntimeApiServer
+from lifecycle.run.invoke import InvokeOptions, invoke
+from lifecycle.run.runtime_api import Invocation, InvocationResult, RuntimeApiServer
 from tests.infra.images import DockerImage, cache_root
 from tests.infra.lambda_clients import NodeRic, install_aws_lambda_ric, install_awslambdaric
 from tests.infra.services import ServiceUnavailable, unavailable

@@ -1,7 +1,7 @@
 """``invoke REF``: one invocation of an image's process in the local Docker engine.
 
 * ``lambdaContainer``: the container's own Runtime API client (``AWS_LAMBDA_RUNTIME_API``)
-  talks to our :mod:`lifecycle.runtime_api` server on the host, reached through
+  talks to our :mod:`lifecycle.run.runtime_api` server on the host, reached through
   ``host.docker.internal`` mapped to the engine's ``host-gateway``. The handler's result is
   printed as JSON on stdout and we exit 0; an error prints the
   ``{errorMessage, errorType, stackTrace}`` document and exits 1.
@@ -17,21 +17,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from lifecycle.errors import ContainerStartFailed, UsageError
-from lifecycle.run import (
+from lifecycle.run.defaults import process_defaults
+from lifecycle.run.interrupts import Interrupts
+from lifecycle.run.runner import (
     choose_process,
     create,
     find_image,
+    follow,
     image_processes,
     pump,
     remove,
     start,
     stop,
 )
-from lifecycle.runtime_api import (
+from lifecycle.run.runtime_api import (
     LAMBDA_PAYLOAD_LIMIT,
     FunctionError,
     Invocation,
@@ -55,8 +58,22 @@ class InvokeOptions:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
-def invoke(client: Any, options: InvokeOptions, *, out: IO[bytes], err: IO[bytes]) -> int:
+def invoke(
+    client: Any,
+    options: InvokeOptions,
+    *,
+    out: IO[bytes],
+    err: IO[bytes],
+    interrupts: Interrupts | None = None,
+) -> int:
     """Invoke the process once; return the exit code for the command."""
+    with interrupts or Interrupts() as watch:
+        return _invoke(client, options, out, err, watch)
+
+
+def _invoke(
+    client: Any, options: InvokeOptions, out: IO[bytes], err: IO[bytes], watch: Interrupts
+) -> int:
     image = find_image(client, options.image)
     process = choose_process(image_processes(image.labels), options.process)
     if process is None:
@@ -66,9 +83,13 @@ def invoke(client: Any, options: InvokeOptions, *, out: IO[bytes], err: IO[bytes
         )
     environment = {"HYBRIDLESS_PROCESS": process.name}
     if process.event == "lambdaContainer":
-        return _invoke_lambda(client, image.id, process.name, environment, options, out, err)
+        return _invoke_lambda(
+            client, image.id, process.name, environment, options, out, err, watch
+        )
     if process.event in TASK_EVENTS:
-        return _invoke_task(client, image.id, process.event, environment, options, out, err)
+        return _invoke_task(
+            client, image.id, process.event, environment, options, out, err, watch
+        )
     raise UsageError(
         f"failed to invoke process {process.name!r}: a {process.event} process is not invoked once",
         hint="use run for httpd and process event types",
@@ -83,6 +104,7 @@ def _invoke_task(
     options: InvokeOptions,
     out: IO[bytes],
     err: IO[bytes],
+    watch: Interrupts,
 ) -> int:
     if options.event is None:
         command: list[str] = [] if event_type == "scheduledTask" else ["{}"]
@@ -93,19 +115,16 @@ def _invoke_task(
             raise UsageError("failed to read the event: it is not UTF-8 text") from exc
         if "\0" in command[0]:
             raise UsageError("failed to read the event: it holds a NUL byte")
+    if watch.fired:
+        return watch.exit_code
     container = create(client, image_id, environment=environment, command=command)
     lines = _LastLine(err)
     try:
-        try:
-            stream = container.attach(stream=True, logs=True, demux=True)
-            start(container)
-            pump(stream, lines, err)
-            code = int(container.wait()["StatusCode"])
-        except KeyboardInterrupt:
-            stop(container)
-            return 130
+        code = follow(container, lines, err, watch)
     finally:
         remove(container)
+    if code is None:
+        return watch.exit_code
     result = lines.finish()
     if result:
         out.write(result + b"\n")
@@ -121,6 +140,7 @@ def _invoke_lambda(
     options: InvokeOptions,
     out: IO[bytes],
     err: IO[bytes],
+    watch: Interrupts,
 ) -> int:
     event = options.event if options.event is not None else b"{}"
     if len(event) > LAMBDA_PAYLOAD_LIMIT:
@@ -129,6 +149,12 @@ def _invoke_lambda(
         json.loads(event)
     except ValueError as exc:
         raise UsageError(f"failed to read the event: it is not valid JSON ({exc})") from exc
+    # The image's own values (memory, timeout, name) beat Lambda's stand-ins below.
+    defaults = process_defaults(client, image_id, process_name)
+    timeout = options.timeout_seconds
+    if options.timeout_seconds == DEFAULT_TIMEOUT_SECONDS and defaults.get("TIMEOUT", "").isdigit():
+        timeout = max(1.0, int(defaults["TIMEOUT"]) / 1000)
+    options = replace(options, timeout_seconds=timeout)
     invocation = Invocation(
         event=event, function_name=process_name, timeout_seconds=options.timeout_seconds
     )
@@ -142,8 +168,14 @@ def _invoke_lambda(
         environment = {
             **environment,
             "AWS_LAMBDA_RUNTIME_API": f"{GATEWAY_HOST}:{server.port}",
-            **lambda_environment(process_name, options.timeout_seconds),
+            **{
+                key: value
+                for key, value in lambda_environment(process_name, timeout).items()
+                if key not in defaults
+            },
         }
+        if watch.fired:
+            return watch.exit_code
         container = create(
             client,
             image_id,
@@ -151,15 +183,17 @@ def _invoke_lambda(
             extra_hosts={GATEWAY_HOST: "host-gateway"},
         )
         try:
+            if watch.fired:
+                return watch.exit_code
             stream = container.attach(stream=True, logs=True, demux=True)
             start(container)
             # Everything the function logs is diagnostics: stdout carries only the result.
             logger = threading.Thread(target=pump, args=(stream, err, err), daemon=True)
             logger.start()
-            result = _await(server, container, options.timeout_seconds)
-        except KeyboardInterrupt:
-            stop(container)
-            return 130
+            result = _await(server, container, options.timeout_seconds, watch)
+            if result is None:
+                stop(container, watch)
+                return watch.exit_code
         finally:
             remove(container)
     return _report(result, out, options.timeout_seconds)
@@ -177,11 +211,15 @@ def lambda_environment(function_name: str, timeout_seconds: float) -> dict[str, 
     }
 
 
-def _await(server: RuntimeApiServer, container: Any, timeout: float) -> InvocationResult | int:
-    """Wait for the result; return the container's exit code if it ended without one."""
+def _await(
+    server: RuntimeApiServer, container: Any, timeout: float, watch: Interrupts
+) -> InvocationResult | int | None:
+    """Wait for the result; the container's exit code if it ended without one; None: a signal."""
     deadline = time.monotonic() + timeout + _GRACE_SECONDS
     while time.monotonic() < deadline:
-        result = server.wait(timeout=0.5)
+        if watch.fired:
+            return None
+        result = server.wait(timeout=0.2)
         if result is not None:
             return result
         container.reload()

@@ -3,8 +3,8 @@
 The image's processes come from its ``io.hybridless.build`` label; ``--process`` selects one
 through ``HYBRIDLESS_PROCESS``. A ``lambdaContainer`` process gets host port 9000 published to
 its emulator on 8080, as users know from AWS's images. Logs stream as they come; Ctrl-C
-stops the container (10 s grace) and exits 130; otherwise we exit with the container's code,
-or 125 when we fail before it starts (CONTRACT §1).
+stops the container (10 s grace, at once on a second Ctrl-C) and exits 130; otherwise we
+exit with the container's code, or 125 when we fail before it starts (CONTRACT §1).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,11 @@ from typing import IO, Any, Protocol
 
 from lifecycle.errors import ContainerStartFailed, UsageError
 from lifecycle.phases.label import BUILD_LABEL
+from lifecycle.run.interrupts import Interrupts
 
 EMULATOR_PORT = 8080  # where the shims serve the Lambda emulator
 EMULATOR_HOST_PORT = 9000  # AWS's documented "docker run -p 9000:8080"
 STOP_GRACE_SECONDS = 10
-INTERRUPTED = 130
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PORT_RE = re.compile(
@@ -188,26 +189,76 @@ def read_env_file(path: Path) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def run(client: Any, options: RunOptions, *, out: IO[bytes], err: IO[bytes]) -> int:
+def run(
+    client: Any,
+    options: RunOptions,
+    *,
+    out: IO[bytes],
+    err: IO[bytes],
+    interrupts: Interrupts | None = None,
+) -> int:
     """Run ``options.image`` to its end; return the exit code for the command."""
-    image = find_image(client, options.image)
-    process = choose_process(image_processes(image.labels), options.process)
-    environment = dict(options.env)
-    if options.process and process is not None:
-        environment["HYBRIDLESS_PROCESS"] = process.name
-    ports = published_ports(process, options.ports)
-    container = create(client, image.id, environment=environment, ports=ports)
-    try:
+    with interrupts or Interrupts() as watch:
+        image = find_image(client, options.image)
+        process = choose_process(image_processes(image.labels), options.process)
+        environment = dict(options.env)
+        if options.process and process is not None:
+            environment["HYBRIDLESS_PROCESS"] = process.name
+        ports = published_ports(process, options.ports)
+        if watch.fired:
+            return watch.exit_code
+        container = create(client, image.id, environment=environment, ports=ports)
         try:
-            stream = container.attach(stream=True, logs=True, demux=True)
-            start(container)
-            pump(stream, out, err)
-            return int(container.wait()["StatusCode"])
-        except KeyboardInterrupt:
-            stop(container)
-            return INTERRUPTED
-    finally:
-        remove(container)
+            code = follow(container, out, err, watch)
+            return watch.exit_code if code is None else code
+        finally:
+            remove(container)
+
+
+def follow(container: Any, out: Sink, err: Sink, interrupts: Interrupts) -> int | None:
+    """Start a created container and stream its output until it exits; ``None``: interrupted.
+
+    Output is pumped and the exit awaited on daemon threads while this (the main) thread
+    polls for signals, so Ctrl-C is seen within a fraction of a second wherever it lands:
+    before the start, during it, or while logs stream. An interrupted container is stopped
+    (killed at a second Ctrl-C); the caller removes it.
+    """
+    if interrupts.fired:
+        return None
+    stream = container.attach(stream=True, logs=True, demux=True)
+    if interrupts.fired:
+        return None
+    start(container)
+    pumping = threading.Thread(target=_pump_quietly, args=(stream, out, err), daemon=True)
+    pumping.start()
+    exit_codes: list[int] = []
+    waiting = threading.Thread(target=_wait_for_exit, args=(container, exit_codes), daemon=True)
+    waiting.start()
+    if interrupts.wait(lambda: not waiting.is_alive()):
+        # The attach stream closes at exit; let it hand over what is still in flight.
+        pumping.join(timeout=5)
+        return exit_codes[0] if exit_codes else 125
+    stop(container, interrupts)
+    pumping.join(timeout=2)
+    return None
+
+
+def _pump_quietly(
+    stream: Iterator[tuple[bytes | None, bytes | None]], out: Sink, err: Sink
+) -> None:
+    try:
+        pump(stream, out, err)
+    except Exception:  # the stream breaks when the container is removed under it
+        pass
+
+
+def _wait_for_exit(container: Any, codes: list[int]) -> None:
+    import docker.errors
+
+    try:
+        codes.append(int(container.wait()["StatusCode"]))
+    except (docker.errors.APIError, OSError, ValueError, KeyError):
+        pass  # a container removed under us: no code, which follow reports as 125
 
 
 def published_ports(
@@ -244,6 +295,9 @@ def create(
             ports=published or None,
             extra_hosts=dict(extra_hosts) if extra_hosts else None,
             detach=True,
+            # The engine's init as PID 1 passes SIGTERM on, so a process that never installed
+            # a handler (busybox httpd, node) stops at once instead of after the grace period.
+            init=True,
             stdin_open=False,
             tty=False,
         )
@@ -272,13 +326,33 @@ def pump(stream: Iterator[tuple[bytes | None, bytes | None]], out: Sink, err: Si
             err.flush()
 
 
-def stop(container: Any) -> None:
-    """Stop a container with a grace period, ignoring one that is already gone."""
+def stop(container: Any, interrupts: Interrupts | None = None) -> None:
+    """Stop a container with a grace period; a second signal kills it at once."""
+    stopping = threading.Thread(target=_stop_quietly, args=(container,), daemon=True)
+    stopping.start()
+    if interrupts is None:
+        stopping.join()
+        return
+    if not interrupts.wait(lambda: not stopping.is_alive(), signals=2):
+        _kill_quietly(container)
+        stopping.join(timeout=5)
+
+
+def _stop_quietly(container: Any) -> None:
     import docker.errors
 
     try:
         container.stop(timeout=STOP_GRACE_SECONDS)
-    except docker.errors.APIError:
+    except (docker.errors.APIError, OSError):
+        pass  # already gone, or the engine is: remove (force) follows either way
+
+
+def _kill_quietly(container: Any) -> None:
+    import docker.errors
+
+    try:
+        container.kill()
+    except (docker.errors.APIError, OSError):
         pass
 
 
