@@ -113,11 +113,16 @@ def read(ref: Reference, platform: str) -> Image:
     )
 
 
+_ENGINE_TIMEOUT = 900  # seconds for one engine API call
+
+
 def _client(action: str, failure: type[LifecycleError]) -> Any:
     import docker
 
     try:
-        return docker.from_env()
+        # The SDK's 60 s default cuts off a load of a large image that the engine is still
+        # unpacking (seen under load with a Debian base); loads and saves are long by nature.
+        return docker.from_env(timeout=_ENGINE_TIMEOUT)
     except docker.errors.DockerException as error:
         raise failure(
             f"failed to {action} the Docker engine: {error}",
