@@ -184,8 +184,11 @@ def _build_image_id(client: docker.DockerClient, stack: str) -> str:
     return str(client.images.get(name).id)
 
 
-def _ours(client: docker.DockerClient) -> int:
-    return len(client.containers.list(all=True, filters={"label": CONTAINER_LABEL}))
+def _left_behind(client: docker.DockerClient, root: Path) -> list[str]:
+    """Build containers still present that mount something under ``root`` (by mounts, since
+    other test runs may have build containers of their own on the same engine)."""
+    found = client.containers.list(all=True, filters={"label": CONTAINER_LABEL})
+    return [c.id for c in found if str(root) in json.dumps(c.attrs.get("Mounts"))]
 
 
 def _build(root: Path, app: Path, stack_home: Path, stack: str, *args: str,
@@ -276,7 +279,6 @@ def node_builds(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.
                 stack_home: Path, npm_registry: NpmServer, marked_ca: Path
                 ) -> tuple[Path, Path, list[Any]]:
     """The Node.js app built from two host directories (each with its own cache)."""
-    before = _ours(docker_client)
     first = tmp_path_factory.mktemp("node-a")
     second = tmp_path_factory.mktemp("somewhere-else") / "deeper" / "node-b"
     second.mkdir(parents=True)
@@ -284,7 +286,7 @@ def node_builds(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.
     for root in (first, second):
         node_app(root / "app")
         docs.append(_node_build(root, stack_home, npm_registry, marked_ca))
-    assert _ours(docker_client) == before
+        assert _left_behind(docker_client, root) == []
     return first, second, docs
 
 

@@ -60,6 +60,11 @@ def _ours(client: docker.DockerClient) -> list[object]:
     return client.containers.list(all=True, filters={"label": CONTAINER_LABEL})
 
 
+def _exists(client: docker.DockerClient, container_id: str) -> bool:
+    # By id, not by count: other test runs may have build containers on the same engine.
+    return any(c.id == container_id for c in _ours(client))  # type: ignore[attr-defined]
+
+
 def _run(executor: ContainerExecutor, script: str, cwd: Path, *, check: bool = True,
          capture: bool = True, env: dict[str, str] | None = None,
          log: logging.Logger | None = None) -> tuple[int, str]:
@@ -72,28 +77,27 @@ def _run(executor: ContainerExecutor, script: str, cwd: Path, *, check: bool = T
 def test_no_command_starts_no_container(docker_client: docker.DockerClient,
                                         busybox_in_docker: DockerImage,
                                         dirs: tuple[Path, Path, Path]) -> None:
-    before = len(_ours(docker_client))
     with _executor(docker_client, busybox_in_docker, dirs) as executor:
         pass
-    assert executor.started == 0 and len(_ours(docker_client)) == before
+    assert executor.started == 0 and executor._container is None
 
 
 def test_commands_share_one_container_with_translated_paths(
         docker_client: docker.DockerClient, busybox_in_docker: DockerImage,
         dirs: tuple[Path, Path, Path]) -> None:
     app, layers, secrets = dirs
-    before = len(_ours(docker_client))
     with _executor(docker_client, busybox_in_docker, dirs) as executor:
         _run(executor, "mkdir -p $OUT && pwd > $OUT/pwd && cat hello.txt > $OUT/copy",
              app, env={"OUT": str(layers / "deps")})
         _, output = _run(executor, f"cat {secrets / 'token'}; echo $HOME; "
                             f"touch /var/task/x 2>&1 || echo read-only", layers / "deps")
-        assert executor.started == 1 and len(_ours(docker_client)) == before + 1
+        started = executor._container.id  # type: ignore[attr-defined]
+        assert executor.started == 1 and _exists(docker_client, started)
     assert (layers / "deps" / "pwd").read_text() == "/var/task\n"
     assert (layers / "deps" / "copy").read_text() == "from the app\n"
     assert output.splitlines()[0] == "s3cret" and output.splitlines()[1] == HOME
     assert output.splitlines()[-1] == "read-only" and not (app / "x").exists()
-    assert len(_ours(docker_client)) == before
+    assert not _exists(docker_client, started)
 
 
 def test_files_belong_to_the_invoking_user(docker_client: docker.DockerClient,
@@ -117,17 +121,20 @@ def test_output_streams_and_a_failure_shows_its_tail(docker_client: docker.Docke
     log = logging.getLogger("test.stream")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    before = len(_ours(docker_client))
+    started: list[str] = []
     with pytest.raises(BuildpackFailed) as caught, \
             _executor(docker_client, busybox_in_docker, dirs) as executor:
-        _run(executor, "for i in $(seq 1 60); do echo line $i; done; echo oops >&2; exit 3",
-             app, capture=False, log=log)
+        try:
+            _run(executor, "for i in $(seq 1 60); do echo line $i; done; echo oops >&2; "
+                 "exit 3", app, capture=False, log=log)
+        finally:
+            started.append(executor._container.id)  # type: ignore[attr-defined]
     assert caught.value.exit_code == 50
     message = str(caught.value)
     assert "exited with 3" in message and "line 60" in message and "oops" in message
     assert "line 1\n" not in message  # only the tail
     assert "  line 1" in handler.lines and "  oops" in handler.lines
-    assert len(_ours(docker_client)) == before  # removed although the build failed
+    assert not _exists(docker_client, started[0])  # removed although the build failed
 
 
 def test_unchecked_exit_codes_come_back(docker_client: docker.DockerClient,
