@@ -36,6 +36,7 @@ from lifecycle import paths
 from lifecycle.errors import BuildError
 from lifecycle.hookspecs import Layer
 from lifecycle.image.blobs import BlobDir, find_temps, recover_temps, write_atomic
+from lifecycle.image.transports.store import GcReport  # one report for store and cache
 
 RECORD_VERSION = 1
 APP_INDEX = "app-index.json"
@@ -234,22 +235,6 @@ def blobs_locked(root: Path, *, exclusive: bool) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class CacheGcReport:
-    """What ``gc`` removed from the build cache."""
-
-    freed: int
-    """Bytes given back to the filesystem (a blob counts only when its last link went)."""
-    removed: tuple[str, ...]
-    """Digests of the blobs deleted."""
-    recovered: tuple[str, ...]
-    """Temporary files of dead writers that were deleted."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON-ready mapping."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class CacheVerifyReport:
     """What ``verify`` found in the build cache's blobs."""
 
@@ -301,10 +286,10 @@ def temp_dirs(root: Path) -> list[Path]:
             *projects, *(d for p in projects for d in _children(p / "layers"))]
 
 
-def collect(root: Path) -> CacheGcReport:
+def collect(root: Path) -> GcReport:
     """Remove cache blobs no project's latest build uses, and dead writers' temps."""
     if not (root / "blobs").is_dir():
-        return CacheGcReport(0, (), ())
+        return GcReport(0, (), ())
     blobs = cache_blobs(root)
     with blobs_locked(root, exclusive=True):
         recovered = tuple(str(p) for d in temp_dirs(root) for p in recover_temps(d))
@@ -317,7 +302,7 @@ def collect(root: Path) -> CacheGcReport:
                 removed.append(digest)
         if blobs.ledger is not None:
             blobs.ledger.compact(d.partition(":")[2] for d in blobs.digests())
-    return CacheGcReport(freed, tuple(removed), recovered)
+    return GcReport(freed, tuple(removed), recovered)
 
 
 def verify(root: Path, repair: bool = False) -> CacheVerifyReport:
