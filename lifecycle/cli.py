@@ -149,6 +149,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="run every phase even when the last build's receipt shows that "
                         "nothing changed")
+    p.add_argument("--previous-image", metavar="REF",
+                   help="reuse this image's unchanged layers by digest (default: --image when "
+                        "it is a docker:// reference)")
+    p.add_argument("--cache-image", metavar="REF",
+                   help="read the build's cache layers from this image at the start and write "
+                        "them back at the end (for runners with an empty disk)")
     registry_args(p)
     ecr_args(p)
 
@@ -373,7 +379,8 @@ def cmd_build(args: argparse.Namespace) -> Result:
                "network": args.network, "secrets": args.secret,
                "build_image": os.environ.get("HYBRIDLESS_BUILD_IMAGE"),
                "default_process": args.default_process, "tags": args.tag,
-               "platform": args.platform, "ecr": _ecr_flags(args)}
+               "platform": args.platform, "ecr": _ecr_flags(args),
+               "previous_image": args.previous_image, "cache_image": args.cache_image}
     observed = receipt.observe(request, app, cache_dir, descriptor) \
         if os.path.isdir(app) else None
     if observed is not None and not args.full:
@@ -390,7 +397,8 @@ def cmd_build(args: argparse.Namespace) -> Result:
                           default_process=args.default_process, platform=args.platform,
                           registry=_registry_options(args), network=args.network,
                           ca_bundle=str(args.ca_bundle) if args.ca_bundle else None,
-                          secrets=secret_specs, ecr=_ecr_overrides(args))
+                          secrets=secret_specs, ecr=_ecr_overrides(args),
+                          previous_image=args.previous_image, cache_image=args.cache_image)
     report = run_build(_inputs(args), options, log, observed=observed)
     log.info("built %s (%s)", report.image, report.digest)
     return Result(report.to_json(), "\n".join(report.pushed) if report.pushed else None)

@@ -83,13 +83,17 @@ class LayerRecord:
     metadata: Mapping[str, Any]
     blob: BlobInfo | None = None
     executor: str = LOCAL_EXECUTOR
+    origin: str | None = None
+    """``HOST/REPO`` holding the blob when it was restored from a previous image and not
+    fetched: the layer is reused by digest, and its bytes stay in that registry."""
 
     def to_json(self) -> dict[str, Any]:
         """The record file's content."""
         return {"version": RECORD_VERSION, "buildpack": self.buildpack, "name": self.name,
                 "launch": self.launch, "build": self.build, "cache": self.cache,
                 "metadata": self.metadata, "executor": self.executor,
-                "blob": None if self.blob is None else self.blob.__dict__}
+                "blob": None if self.blob is None else self.blob.__dict__,
+                **({"origin": self.origin} if self.origin is not None else {})}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LayerRecord:
@@ -99,7 +103,14 @@ class LayerRecord:
                    bool(data["cache"]), data.get("metadata") or {},
                    BlobInfo(**blob) if blob else None,
                    # Records older than the field were all made by the host executor.
-                   str(data.get("executor") or LOCAL_EXECUTOR))
+                   str(data.get("executor") or LOCAL_EXECUTOR),
+                   str(data["origin"]) if data.get("origin") else None)
+
+
+def valid_layer_name(name: str) -> bool:
+    """One path component, not hidden, not a record's name."""
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".") \
+        and not name.endswith(".json")
 
 
 def normalized(metadata: Mapping[str, Any]) -> Any:
@@ -185,7 +196,7 @@ class ProjectCache:
     def layer(self, buildpack_id: str, name: str, *, metadata: Mapping[str, Any],
               launch: bool, build: bool, cache: bool) -> Layer:
         """Reuse the previous layer when its metadata and flags match, else start it empty."""
-        if not name or "/" in name or name.startswith(".") or name.endswith(".json"):
+        if not valid_layer_name(name):
             raise BuildError(f"failed to create layer {name!r} for '{buildpack_id}': "
                              "a layer name is one path component, not starting with '.'")
         if (buildpack_id, name) in self.declared:
@@ -198,12 +209,17 @@ class ProjectCache:
             and (previous.launch, previous.build, previous.cache) == (launch, build, cache)
             and previous.executor == self.executor
             and (not launch or (previous.blob is not None
-                                and self.blobs.has(previous.blob.digest)))
+                                and (self.blobs.has(previous.blob.digest)
+                                     or previous.origin is not None)))
             and (not (build or cache) or path.is_dir())
         )
         if not reusable:
             self.drop(buildpack_id, name)
             path.mkdir(parents=True)
+        else:
+            # A launch-only layer keeps no files (its blob is enough), and one restored from a
+            # previous image never had any: the buildpack gets an empty directory.
+            path.mkdir(exist_ok=True)
         handle = Layer(name=name, path=path,
                        image_path=f"/layers/{bp_dirname(buildpack_id)}/{name}",
                        launch=launch, build=build, cache=cache,

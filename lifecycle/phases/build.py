@@ -41,6 +41,8 @@ class BuiltLayer:
     blob: BlobInfo
     metadata: Mapping[str, Any]
     reused: bool
+    origin: str | None = None
+    """``HOST/REPO`` whose blob this is when it was reused by digest and never fetched."""
 
     @property
     def label_name(self) -> str:
@@ -158,7 +160,9 @@ def _seal_layers(cache: ProjectCache, buildpack_id: str, records: Mapping[str, L
             if handle.launch and record.blob is not None:
                 log.info("reusing layer %s/%s (%s)", buildpack_id, name,
                          Digest(record.blob.digest).short)
-                built.append(BuiltLayer(buildpack_id, name, record.blob, record.metadata, True))
+                remote = None if cache.blobs.has(record.blob.digest) else record.origin
+                built.append(BuiltLayer(buildpack_id, name, record.blob, record.metadata, True,
+                                        remote))
             continue
         blob = None
         if handle.launch:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,10 +71,12 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int:
 def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: image.Image, *,
            run_image_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
            default_process: str | None, log: logging.Logger,
-           app_index: AppIndex | None = None, user: str | None = None) -> Exported:
+           app_index: AppIndex | None = None, user: str | None = None,
+           remote: Callable[[str, BlobInfo], image.BlobSource] | None = None) -> Exported:
     """Assemble the image on top of ``base``; layer blobs land in ``blobs``.
 
-    ``user`` (``uid:gid``) replaces the base's default user; None keeps it.
+    ``user`` (``uid:gid``) replaces the base's default user; None keeps it. ``remote(origin,
+    blob)`` is where a layer reused from a previous image, and never fetched, is read from.
     """
     report: list[ExportedLayer] = [
         ExportedLayer("base", layer.digest, layer.diff_id, layer.size, True)
@@ -83,7 +85,13 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
     layers: list[image.Layer] = []
     history: list[str] = []
     for bl in built.layers:
-        layers.append(_layer(blobs, bl.blob))
+        source: image.BlobSource = blobs
+        if bl.origin is not None:
+            if remote is None:
+                raise BuildError(f"failed to export layer {bl.label_name}: its blob is in "
+                                 f"{bl.origin}, and this export reads no registry")
+            source = remote(bl.origin, bl.blob)
+        layers.append(_layer(source, bl.blob))
         history.append(f"hybridless: layer {bl.label_name}")
         report.append(ExportedLayer(bl.label_name, bl.blob.digest, bl.blob.diff_id,
                                     bl.blob.size, bl.reused))
@@ -200,7 +208,7 @@ def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
     )
 
 
-def _layer(blobs: BlobDir, blob: BlobInfo) -> image.Layer:
+def _layer(blobs: image.BlobSource, blob: BlobInfo) -> image.Layer:
     return image.Layer(digest=blob.digest, diff_id=blob.diff_id, size=blob.size,
                        media_type=tarball.Blob.media_type, source=blobs)
 

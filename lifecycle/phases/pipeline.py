@@ -7,6 +7,7 @@ inputs from the command line and hands each phase's output to the next.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -72,6 +73,10 @@ class BuildInputs:
     secrets: tuple[secrets_mod.SecretSpec, ...] = ()
     ecr: Any = None
     """``EcrOverrides`` from the command line (None: the descriptor's settings as they are)."""
+    previous_image: str | None = None
+    """``--previous-image`` (None: ``image`` itself when it is a registry reference)."""
+    cache_image: str | None = None
+    """``--cache-image``: where the ``cache`` layers are read from and written back to."""
 
 
 # fullmatch, not match with "$": a name must not end in a newline (nor be non-ASCII).
@@ -161,8 +166,11 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     per_function = registry is not None and registry.ecr.repository_naming == "hybridless"
     function_tags = _function_tags(dest, options.tags) if per_function else ()
 
+    previous_ref = _previous_ref(options, dest, per_function, log)
+    cache_ref = reference.parse(options.cache_image) if options.cache_image else None
     chosen = _base_image(options, desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
+    reading = registry or options.registry
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -177,6 +185,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             with secrets_mod.staged(options.secrets) as secret_files, \
                     _executor(options, app_dir, project, outcome, chosen, secret_files, log) as (
                         executor, host_base):
+                reuse = _restore(previous_ref, cache_ref, project, outcome, stack,
+                                 base.platform, reading, log)
                 built = build(app_dir, desc, outcome, project, executor=executor,
                               base_env={**host_base, **desc.build_env, **inputs.env},
                               stack=stack, mtime=mtime, log=log,
@@ -189,7 +199,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               blobs=project.blobs, stack=stack, mtime=mtime,
                               default_process=options.default_process, log=log,
                               user=chosen.user,
-                              app_index=AppIndex(project.project_dir / "app-index.json"))
+                              app_index=AppIndex(project.project_dir / "app-index.json"),
+                              remote=_remote_blobs(project, reading))
             final, layers = exported.image, exported.layers
             if planned is not None:
                 timings["export"] = time.monotonic() - started
@@ -207,7 +218,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             if per_function:
                 pushed = _push_per_function(
                     app_dir, desc, built, base, exported, dest, function_tags, registry, project,
-                    run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log)
+                    run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log,
+                    user=chosen.user)
                 digest = exported.image.digest
             else:
                 log.info("writing %s", dest)
@@ -215,6 +227,14 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                                                 progress=log.info,
                                                 registry=registry or options.registry)
                 pushed = _pushed([dest, *tags], digest)
+            if cache_ref is not None:
+                from lifecycle.cache import cacheimage
+
+                started_cache = time.monotonic()
+                written = cacheimage.write(cache_ref, project, [lp.id for lp in outcome.group],
+                                           stack, base.platform, mtime, reading, log)
+                timings["cache_image"] = time.monotonic() - started_cache
+                reuse = dataclasses.replace(reuse, written=written)
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = timings.get("export", 0.0) + time.monotonic() - started
@@ -230,11 +250,14 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         timings={k: round(v, 3) for k, v in timings.items()},
         pushed=pushed,
         dockerfile=planned.record if planned is not None else None,
+        previous_image=reuse.previous_json(),
+        cache_image=reuse.cache_json(),
     )
     if planned is not None:
         # The engine's state (its FROM images) is not observed: no receipt may answer for it.
         return report
-    if observed is not None:
+    if observed is not None and cache_ref is None:
+        # With a cache image, every build must write it: no receipt may answer instead.
         _record_receipt(observed, report, outcome, run_image_ref, base, [dest, *tags],
                         exported.image, log)
     return report
@@ -274,6 +297,9 @@ def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Any,
                          dest: reference.Reference, tags: list[reference.Reference],
                          log: logging.Logger) -> BuildReport:
     """Container mode: the Dockerfile is the whole build; no buildpack runs."""
+    if options.cache_image or options.previous_image:
+        log.warning("--previous-image and --cache-image are not used: the Dockerfile builds "
+                    "the whole image (container mode), and no buildpack layer is reused")
     started = time.monotonic()
     app_dir, desc, cache_root = prepare(inputs, log)
     mtime = source_date_epoch()
@@ -360,8 +386,6 @@ def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
     """The registry options with the ECR settings: the descriptor's, then the flags'."""
     if desc.ecr is None and options.ecr is None:
         return None
-    import dataclasses
-
     from lifecycle.ecr.settings import EcrOverrides, EcrSettings, merge
     from lifecycle.image.transports.registry import RegistryOptions
 
@@ -373,7 +397,7 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
                        first: Any, dest: reference.Reference, tags: tuple[str, ...],
                        registry: Any, project: cache_mod.ProjectCache, *,
                        run_image_ref: reference.Reference, stack: str | None, mtime: int,
-                       log: logging.Logger) -> tuple[str, ...]:
+                       log: logging.Logger, user: str | None) -> tuple[str, ...]:
     """Hybridless naming: one image per function, that function the default process.
 
     Each goes to ``HOST/<Hybridless's repository name>`` (``--image`` gives only the host)
@@ -388,7 +412,8 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
         exported = first if process.name == first.default_process else export(
             app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
             stack=stack, mtime=mtime, default_process=process.name, log=log,
-            app_index=AppIndex(project.project_dir / "app-index.json"))
+            app_index=AppIndex(project.project_dir / "app-index.json"), user=user,
+            remote=_remote_blobs(project, registry))
         digest = exported.image.digest
         repository = repository_name(registry.ecr, plain=dest.name, function=process.name,
                                      stage=desc.stage, project_name=desc.name)
@@ -399,6 +424,82 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
                                registry=registry)
         pushed.extend(pinned(refs, digest))
     return tuple(pushed)
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What a build restored from ``--previous-image`` and ``--cache-image``, and wrote."""
+
+    previous: Any = None
+    """``previous.Restored``, or None when no previous image was read."""
+    cached: Any = None
+    """``previous.Restored`` from the cache image, or None when none was read."""
+    cache_image: str | None = None
+    written: Any = None
+    """``cacheimage.Written`` once the cache image is written."""
+
+    def previous_json(self) -> dict[str, Any] | None:
+        """``build --json``'s ``previous_image``."""
+        if self.previous is None:
+            return None
+        return {"image": self.previous.image, "restored": list(self.previous.layers)}
+
+    def cache_json(self) -> dict[str, Any] | None:
+        """``build --json``'s ``cache_image``."""
+        if self.cache_image is None:
+            return None
+        restored = list(self.cached.layers) if self.cached is not None else []
+        written = self.written.to_json() if self.written is not None else {}
+        return {"image": self.cache_image, "restored": restored,
+                "digest": written.get("digest"), "layers": written.get("layers", []),
+                **({"error": written["error"]} if "error" in written else {})}
+
+
+def _previous_ref(options: BuildInputs, dest: reference.Reference, per_function: bool,
+                  log: logging.Logger) -> reference.Reference | None:
+    """``--previous-image``, else ``--image`` when it is a registry (plain naming only)."""
+    if options.previous_image is not None:
+        return reference.parse(options.previous_image)
+    if dest.transport != "docker" or per_function:
+        return None
+    log.debug("previous image: %s (the --image)", dest)
+    return dest
+
+
+def _restore(previous_ref: reference.Reference | None, cache_ref: reference.Reference | None,
+             project: cache_mod.ProjectCache, outcome: DetectOutcome, stack: str | None,
+             platform: str, registry: Any, log: logging.Logger) -> Reuse:
+    """Restore records from the cache image, then from the previous image (cache.previous).
+
+    The cache image goes first: it brings a layer's files too, which a record restored from
+    the previous image's label cannot.
+    """
+    from lifecycle.cache import cacheimage, previous, remote
+
+    group = [lp.id for lp in outcome.group]
+    cached = prior = None
+    if cache_ref is not None:
+        found = remote.read(cache_ref, platform=platform, registry=registry,
+                            into=project.blobs, what="cache image", log=log)
+        cached = (cacheimage.restore(found, project, group, stack, log) if found is not None
+                  else previous.Restored(str(cache_ref), ()))
+    if previous_ref is not None:
+        found = remote.read(previous_ref, platform=platform, registry=registry,
+                            into=project.blobs, what="previous image", log=log)
+        prior = (previous.restore(found, project, group, stack, log) if found is not None
+                 else previous.Restored(str(previous_ref), ()))
+    return Reuse(prior, cached, str(cache_ref) if cache_ref is not None else None)
+
+
+def _remote_blobs(project: cache_mod.ProjectCache, registry: Any) -> Any:
+    """Where export reads a layer reused from a previous image: its registry repository."""
+    from lifecycle.image.transports.registry import RegistryOptions, RemoteBlobs
+
+    def source(origin: str, blob: Any) -> Any:
+        return RemoteBlobs(origin, ((blob.digest, blob.size),), project.blobs,
+                           registry or RegistryOptions())
+
+    return source
 
 
 def _function_tags(dest: reference.Reference, texts: tuple[str, ...]) -> tuple[str, ...]:

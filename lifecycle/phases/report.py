@@ -56,6 +56,10 @@ class BuildReport(NamedTuple):
     """Registry references written, pinned by digest (``HOST/REPO@sha256:…``)."""
     dockerfile: Mapping[str, str] | None = None
     """``{"mode", "path"}`` when a custom Dockerfile took part (docs/reference.md §7)."""
+    previous_image: Mapping[str, Any] | None = None
+    """``{"image", "restored"}``: the previous image read and the layer records it gave."""
+    cache_image: Mapping[str, Any] | None = None
+    """``{"image", "restored", "digest", "layers"[, "error"]}`` with ``--cache-image``."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``build --json`` document."""
@@ -70,6 +74,8 @@ class BuildReport(NamedTuple):
             "unchanged": self.unchanged,
             **({"pushed": list(self.pushed)} if self.pushed else {}),
             **({"dockerfile": dict(self.dockerfile)} if self.dockerfile else {}),
+            **({"previous_image": dict(self.previous_image)} if self.previous_image else {}),
+            **({"cache_image": dict(self.cache_image)} if self.cache_image else {}),
         }
 
     @classmethod
@@ -88,6 +94,8 @@ class BuildReport(NamedTuple):
             pushed=tuple(str(r) for r in data.get("pushed") or ()),
             dockerfile=({str(k): str(v) for k, v in data["dockerfile"].items()}
                         if data.get("dockerfile") else None),
+            previous_image=data.get("previous_image"),
+            cache_image=data.get("cache_image"),
         )
 
     def answered_from_receipt(self, seconds: float) -> BuildReport:

@@ -56,14 +56,19 @@ def test_build_on_a_registry_base_and_push_with_tags(
     finally:
         client.images.remove(f"{app}:1", force=True)  # type: ignore[attr-defined]
 
-    # A rebuild with no change: the base costs one HEAD, the push one HEAD per reference.
+    # A rebuild with no change: the base costs one HEAD; the previous image (the --image
+    # itself) a HEAD, its manifest and its config; the push one HEAD per reference.
     log = AccessLog(registry)
     again = run_json(cli, "build", hello_app, "--image", f"docker://{app}:1",
                      "--run-image", base, env=env)
     assert again["digest"] == digest
+    assert again["previous_image"] == {"image": f"docker://{app}:1", "restored": []}
     requests = log.requests()
-    assert [(m, s) for m, p, s in requests if "/manifests/" in p] == [("HEAD", 200), ("HEAD", 200)]
-    assert not [r for r in requests if r[0] in ("PUT", "POST", "PATCH") or "/blobs/" in r[1]]
+    assert [(m, s) for m, p, s in requests if "/manifests/" in p] == [
+        ("HEAD", 200), ("HEAD", 200), ("GET", 200), ("HEAD", 200)]
+    assert not [r for r in requests if r[0] in ("PUT", "POST", "PATCH")]
+    assert [p for m, p, _ in requests if "/blobs/" in p] == [
+        f"/v2/{app.partition('/')[2]}/blobs/{again['config_digest']}"]
 
 
 def test_inspect_reads_manifest_and_config_only(

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from lifecycle.errors import BaseImageFetchError, LifecycleError
+from lifecycle.image.blobs import BlobDir
 from lifecycle.image.image import Image, from_manifest
 from lifecycle.image.reference import Reference
 from lifecycle.image.transports.oci_layout import ref_name
 from lifecycle.image.transports.store import Store, open_store
 from lifecycle.registry.client import RegistryClient
 from lifecycle.registry.config import load_settings
-from lifecycle.registry.manifests import Manifest, Platform, host_platform
+from lifecycle.registry.manifests import Descriptor, Manifest, Platform, host_platform
 from lifecycle.registry.names import ImageName, ecr_region, parse_name
 from lifecycle.registry.progress import for_terminal
 
@@ -105,6 +106,91 @@ def read_metadata(ref: Reference, platform: str | None,
     return from_manifest(manifest.data, config, _Remote(str(name)))
 
 
+def read_lazy(ref: Reference, platform: str | None, into: BlobDir,
+              options: RegistryOptions | None = None) -> Image | None:
+    """The image ``ref`` names with its layers left in the registry, or None when it is absent.
+
+    Only the manifest and the config are read. Each layer is fetched into ``into`` (its
+    digest checked) the first time something opens it, so a push back to the same registry
+    never downloads it at all.
+    """
+    options = options or RegistryOptions()
+    name = name_of(ref)
+    with options.client() as client:
+        if client.head_manifest(name) is None:
+            return None
+        source, _, manifest = client.resolve(name, platform_of(platform))
+        config = client.get_blob(source, manifest.config())
+    sizes = {blob.digest: blob.size for blob in manifest.layers()}
+    return from_manifest(manifest.data, config,
+                         RemoteBlobs(source.repo_path, tuple(sizes.items()), into, options))
+
+
+@dataclass(frozen=True)
+class RemoteBlobs:
+    """Layer blobs that stay in a registry repository until something reads them.
+
+    Reading fetches the blob into ``into``, checked against its digest, and serves that copy;
+    the registry sink instead mounts them (or finds them already there) by digest.
+    """
+
+    repository: str
+    """``HOST/REPO``: where the blobs are."""
+    sizes: tuple[tuple[str, int], ...]
+    """The blobs this source serves, with the sizes the manifest gives."""
+    into: BlobDir
+    options: RegistryOptions
+
+    @property
+    def host(self) -> str:
+        """The registry host."""
+        return self.repository.partition("/")[0]
+
+    def open(self, digest: str) -> BinaryIO:
+        """The blob's bytes, fetched first when they are not here yet."""
+        return open(self.fetch(digest), "rb")
+
+    def local_path(self, digest: str) -> Path | None:
+        """The fetched blob's file (a sink that wants a file asks for the bytes here)."""
+        return self.fetch(digest)
+
+    def is_local(self, digest: str) -> bool:
+        """Whether the blob was fetched already."""
+        return self.into.has(digest)
+
+    def fetch(self, digest: str) -> Path:
+        """Download the blob into ``into`` unless it is there; its digest is checked."""
+        if self.into.has(digest):
+            return self.into.path(digest)
+        size = dict(self.sizes).get(digest)
+        if size is None:
+            raise LookupError(f"blob {digest} is not one of {self.repository}'s layers")
+        log.info("fetching %s from %s", digest, self.repository)
+        with self.options.client() as client:
+            client.fetch_blob(parse_name(self.repository),
+                              Descriptor("application/octet-stream", digest, size),
+                              self.into.root, temp_path=self.into.temp_path,
+                              commit=self.into.adopt)
+        return self.into.path(digest)
+
+
+def remote_origins(image: Image, host: str) -> list[str]:
+    """Repositories of ``host`` that hold layers of ``image`` not fetched here (mount sources)."""
+    found = []
+    for layer in image.layers:
+        source = layer.source
+        if (isinstance(source, RemoteBlobs) and source.host == host
+                and not source.is_local(layer.digest)):
+            found.append(source.repository.partition("/")[2])
+    return list(dict.fromkeys(found))
+
+
+def all_local(image: Image) -> bool:
+    """Whether every layer's bytes are on this machine (nothing is left in a registry)."""
+    return not any(isinstance(layer.source, RemoteBlobs)
+                   and not layer.source.is_local(layer.digest) for layer in image.layers)
+
+
 def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], None] | None,
           options: RegistryOptions | None = None) -> str:
     """Push ``image`` to each repository ``refs`` name, tagging it with each of their tags."""
@@ -123,10 +209,13 @@ def write(image: Image, refs: Sequence[Reference], progress: Callable[[str], Non
                 log.info("%s already holds %s: nothing to push", dest.repo_path, image.digest)
                 continue
             _prepare_ecr(dest, options)
-            mount_from = _origins(store, dest.host)
+            # The previous image's repository first: a registry that does not mount from the
+            # first source offered opens an upload instead, and no other source is asked.
+            mount_from = [*remote_origins(image, dest.host), *_origins(store, dest.host)]
             pushed = client.push(dest, manifest, _opener(image), tags=tags,
-                                 mount_from=mount_from)
-            if options.store_copy:
+                                 mount_from=list(dict.fromkeys(mount_from)))
+            # A copy would download every layer reused from a registry: the registry keeps it.
+            if options.store_copy and all_local(image):
                 # A built image lives in the local store too (run, rebase and later pushes
                 # read it there; the blobs are hard links), remembering the repository for
                 # mounts. Storing checks every layer's digest again, which ``push`` skips.

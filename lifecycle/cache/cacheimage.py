@@ -1,0 +1,247 @@
+"""``build --cache-image``: the build cache's ``cache`` layers kept in an image of their own.
+
+On an empty machine (a CI runner, a Kubernetes job) the layers a buildpack marks ``cache``,
+which hold files a later build reads (a package manager's download cache, a toolchain), are
+gone. At the end of a build they are written as the layers of a cache image; at the start of
+the next one, the layers its cache lacks are fetched, checked and unpacked back into their
+directories with their records, so the buildpack sees them ``reused``.
+
+The cache image is no runnable image: its config has no entrypoint and no command, and its
+``io.hybridless.cache`` label (below) says what it is. A ``launch`` and ``cache`` layer is the
+same blob as in the app image, so writing it to the app image's registry sends nothing new.
+
+Label (canonical JSON)::
+
+    {"version": 1, "note": "...", "stack": ID | null,
+     "layers": [{"buildpack", "name", "launch", "build", "cache", "metadata", "executor",
+                 "diff_id"}]}
+
+A cache image that cannot be read, or a layer that does not unpack, is reported and skipped:
+the build rebuilds what it would have restored, so a damaged cache costs time, never
+correctness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycle.cache.layers import (
+    BlobInfo,
+    LayerRecord,
+    ProjectCache,
+    bp_dirname,
+    valid_layer_name,
+)
+from lifecycle.cache.previous import Restored
+from lifecycle.cache.remote import ReadImage
+from lifecycle.cache.unpack import UnpackRefused, unpack
+from lifecycle.errors import LifecycleError
+from lifecycle.image import image, tarball, transports, tree
+from lifecycle.image.reference import Reference
+from lifecycle.jsonutil import dumps as canonical
+
+CACHE_LABEL = "io.hybridless.cache"
+VERSION = 1
+NOTE = ("build cache of hybridless-lifecycle (build --cache-image): cache layers only, "
+        "not a runnable image")
+
+
+@dataclass(frozen=True)
+class CachedLayer:
+    """One layer of the cache image: its record, and the DiffID of its blob."""
+
+    buildpack: str
+    name: str
+    launch: bool
+    build: bool
+    cache: bool
+    metadata: Mapping[str, Any]
+    executor: str
+    diff_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The label's layer object."""
+        return {"buildpack": self.buildpack, "name": self.name, "launch": self.launch,
+                "build": self.build, "cache": self.cache, "metadata": dict(self.metadata),
+                "executor": self.executor, "diff_id": self.diff_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CachedLayer:
+        """Parse one layer object; raises ValueError on anything a writer never puts there."""
+        launch, build, cache = data["launch"], data["build"], data["cache"]
+        buildpack, name, executor, diff_id = (data["buildpack"], data["name"],
+                                              data["executor"], data["diff_id"])
+        metadata = data["metadata"]
+        if not all(isinstance(f, bool) for f in (launch, build, cache)) or not all(
+                isinstance(t, str) for t in (buildpack, name, executor, diff_id)):
+            raise ValueError("a layer's flags must be booleans and its names strings")
+        if not isinstance(metadata, Mapping):
+            raise ValueError(f"layer {name!r} has metadata that is not an object")
+        return cls(buildpack, name, launch, build, cache, metadata, executor, diff_id)
+
+
+@dataclass(frozen=True)
+class CacheLabel:
+    """The cache image's label."""
+
+    stack: str | None
+    layers: tuple[CachedLayer, ...]
+
+    def encode(self) -> str:
+        """Canonical JSON text."""
+        return canonical({"version": VERSION, "note": NOTE, "stack": self.stack,
+                          "layers": [la.to_json() for la in self.layers]}).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> CacheLabel:
+        """Parse the label; raises ValueError (or KeyError, TypeError) when it is not ours."""
+        data = json.loads(text)
+        if not isinstance(data, Mapping) or data.get("version") != VERSION:
+            raise ValueError(f"it is not a version {VERSION} {CACHE_LABEL} label")
+        stack = data.get("stack")
+        if stack is not None and not isinstance(stack, str):
+            raise ValueError("its stack is not a string")
+        layers = data["layers"]
+        if not isinstance(layers, list):
+            raise ValueError("its layers are not a list")
+        return cls(stack, tuple(CachedLayer.from_json(la) for la in layers))
+
+
+@dataclass(frozen=True)
+class Written:
+    """The cache image a build wrote (``build --json``'s ``cache_image``)."""
+
+    image: str
+    digest: str | None
+    layers: tuple[str, ...]
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"image": self.image, "digest": self.digest, "layers": list(self.layers),
+                **({"error": self.error} if self.error else {})}
+
+
+def restore(found: ReadImage, cache: ProjectCache, group: Iterable[str], stack: str | None,
+            log: logging.Logger) -> Restored:
+    """Unpack the cache image's layers that the cache lacks, with their records."""
+    nothing = Restored(str(found.ref), ())
+    text = found.image.labels.get(CACHE_LABEL)
+    if text is None:
+        log.warning("cache image %s has no %s label: it is not a cache image; ignored",
+                    found.ref, CACHE_LABEL)
+        return nothing
+    try:
+        label = CacheLabel.decode(text)
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        log.warning("cache image %s has an unreadable %s label (%s); ignored", found.ref,
+                    CACHE_LABEL, error)
+        return nothing
+    if label.stack != stack:
+        log.info("cache image %s holds stack %s's cache, this build uses %s; not restored",
+                 found.ref, label.stack or "(none)", stack or "(none)")
+        return nothing
+    members = set(group)
+    blobs = found.layer_by_diff_id()
+    restored: list[str] = []
+    for layer in label.layers:
+        where = f"{layer.buildpack}/{layer.name}"
+        if layer.buildpack not in members or not layer.cache:
+            continue
+        if not valid_layer_name(layer.name):
+            log.warning("cache image %s names a layer %r: not a layer name; ignored",
+                        found.ref, where)
+            continue
+        if cache.read_record(layer.buildpack, layer.name) is not None:
+            continue  # what this machine built last wins
+        blob = blobs.get(layer.diff_id)
+        if blob is None:
+            log.warning("cache image %s: layer %s has DiffID %s, not one of the image's "
+                        "layers; ignored", found.ref, where, layer.diff_id)
+            continue
+        try:
+            found.fetch(blob, cache.blobs)
+            dest = cache.layers_dir(layer.buildpack) / layer.name
+            cache.drop(layer.buildpack, layer.name)
+            with cache.blobs.open(blob.digest) as stream:
+                unpack(stream, f"layers/{bp_dirname(layer.buildpack)}/{layer.name}", dest,
+                       blob.diff_id)
+        except (LifecycleError, OSError) as error:
+            message = error.message if isinstance(error, LifecycleError) else str(error)
+            prefix = "refused" if isinstance(error, UnpackRefused) else "failed to restore"
+            log.warning("cache image %s: %s layer %s: %s; it is rebuilt", found.ref, prefix,
+                        where, message)
+            continue
+        cache.write_record(LayerRecord(
+            layer.buildpack, layer.name, layer.launch, layer.build, layer.cache,
+            dict(layer.metadata),
+            BlobInfo(blob.digest, blob.diff_id, blob.size) if layer.launch else None,
+            layer.executor))
+        restored.append(where)
+    if restored:
+        log.info("restored %d cache layer(s) from %s: %s", len(restored), found.ref,
+                 ", ".join(restored))
+    return Restored(str(found.ref), tuple(restored))
+
+
+def assemble(cache: ProjectCache, group: Sequence[str], stack: str | None, platform: str,
+             mtime: int, log: logging.Logger) -> tuple[image.Image, tuple[str, ...]]:
+    """The cache image of this build's ``cache`` layers, their blobs in the cache's blobs."""
+    entries: list[CachedLayer] = []
+    layers: list[image.Layer] = []
+    for buildpack in group:
+        for name, record in sorted(cache.records(buildpack).items()):
+            if not record.cache:
+                continue
+            blob = record.blob if record.launch else None
+            if blob is None or not cache.blobs.has(blob.digest):
+                path = cache.layers_dir(buildpack) / name
+                if not path.is_dir():
+                    continue
+                found = tree.scan(path, prefix=f"layers/{bp_dirname(buildpack)}/{name}",
+                                  confine=False)
+                written = tarball.write_layer(found, cache.blobs, mtime=mtime)
+                blob = BlobInfo(written.digest, written.diff_id, written.size)
+            entries.append(CachedLayer(buildpack, name, record.launch, record.build,
+                                       record.cache, record.metadata, record.executor,
+                                       blob.diff_id))
+            layers.append(image.Layer(blob.digest, blob.diff_id, blob.size,
+                                      tarball.Blob.media_type, cache.blobs))
+    os_name, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
+    out = image.append_layers(image.empty(os_name, arch, variant=variant or None), layers,
+                              history=[f"hybridless: cache {e.buildpack}/{e.name}"
+                                       for e in entries])
+    out = image.with_config(out, labels={CACHE_LABEL: CacheLabel(stack, tuple(entries))
+                                         .encode()},
+                            created=image.created_from_epoch(mtime))
+    names = tuple(f"{e.buildpack}/{e.name}" for e in entries)
+    log.debug("cache image: %s", ", ".join(names) or "no cache layers")
+    return out, names
+
+
+def write(ref: Reference, cache: ProjectCache, group: Sequence[str], stack: str | None,
+          platform: str, mtime: int, registry: Any, log: logging.Logger) -> Written:
+    """Write the cache image to ``ref``; a failure is reported, not raised (the app image
+    is written already, and the next build only loses time)."""
+    try:
+        built, names = assemble(cache, group, stack, platform, mtime, log)
+        log.info("writing cache image %s (%d layer(s))", ref, len(names))
+        options = registry
+        if ref.transport == "docker":
+            from lifecycle.image.transports.registry import RegistryOptions
+
+            # The local store needs no copy of a cache; the registry is where it is read.
+            options = dataclasses.replace(registry or RegistryOptions(), store_copy=False)
+        digest = transports.write_image(built, ref, progress=log.info, registry=options)
+    except (LifecycleError, OSError) as error:
+        message = error.message if isinstance(error, LifecycleError) else str(error)
+        log.warning("failed to write cache image %s: %s (the image itself was written; the "
+                    "next build restores nothing from it)", ref, message)
+        return Written(str(ref), None, (), message)
+    return Written(str(ref), digest, names)

@@ -1,0 +1,60 @@
+"""Reading the images a build reuses from: ``--previous-image`` and ``--cache-image``.
+
+Both are optional inputs: an image that does not exist yet (the first build of a project) is
+None, not an error. A registry image is read lazily (manifest and config only); its layers
+are fetched into the build cache's blobs, digest-checked, only when something opens them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycle.errors import BaseImageNotFound
+from lifecycle.image import image as model
+from lifecycle.image import transports
+from lifecycle.image.blobs import CHUNK, BlobDir
+from lifecycle.image.reference import Reference
+
+
+@dataclass(frozen=True)
+class ReadImage:
+    """An image read for reuse, with the registry repository its blobs stay in."""
+
+    ref: Reference
+    image: model.Image
+    repository: str | None
+    """``HOST/REPO`` for a registry image, whose layers are fetched on demand; None when
+    the layers are local (any other transport)."""
+
+    def layer_by_diff_id(self) -> Mapping[str, model.Layer]:
+        """The image's layers keyed by DiffID."""
+        return {layer.diff_id: layer for layer in self.image.layers}
+
+    def fetch(self, layer: model.Layer, into: BlobDir) -> None:
+        """Put ``layer``'s blob into ``into``, checked against its digest."""
+        if into.has(layer.digest):
+            return
+        with layer.open() as stream:
+            into.put_stream(iter(lambda: stream.read(CHUNK), b""), layer.digest)
+
+
+def read(ref: Reference, *, platform: str | None, registry: Any, into: BlobDir,
+         what: str, log: logging.Logger) -> ReadImage | None:
+    """The image ``ref`` names, or None (logged) when it does not exist."""
+    if ref.transport == "docker":
+        from lifecycle.image.transports.registry import RegistryOptions, name_of, read_lazy
+
+        found = read_lazy(ref, platform, into, registry or RegistryOptions())
+        if found is None:
+            log.info("%s %s does not exist yet: nothing to reuse", what, ref)
+            return None
+        return ReadImage(ref, found, name_of(ref).repo_path)
+    try:
+        found = transports.read_image(ref, platform=platform)
+    except BaseImageNotFound:
+        log.info("%s %s does not exist yet: nothing to reuse", what, ref)
+        return None
+    return ReadImage(ref, found, None)
