@@ -191,3 +191,58 @@ def test_previous_image_of_another_stack_or_without_a_label_restores_nothing(
                                    "--previous-image", "docker://", "--run-image", base,
                                    env=env)
     assert bad.returncode == 61, bad.stderr
+
+
+def test_across_registries_reused_layers_are_downloaded_and_uploaded(
+    registry: Registry, busybox_base: BaseImage, node_app: Path, tmp_path: Path,
+    failing_npm: dict[str, str],
+) -> None:
+    from tests.infra.services import running_registry
+
+    base = _base(registry, busybox_base)
+    previous = f"docker://{registry.host}/prev-{secrets.token_hex(3)}:1"
+    env = docker_config(tmp_path / "docker-config", {})
+    first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", previous,
+                     "--run-image", base, "--executor", "local", env=env)
+    deps = str(_layer(first, "hybridless/nodejs/deps")["digest"])
+    with running_registry(tmp_path / "second-registry") as second:
+        source_log, dest_log = AccessLog(registry), AccessLog(second)
+        dest = f"docker://{second.host}/copy:1"
+        doc = run_json(_runner(tmp_path, "other"), "build", node_app, "--image", dest,
+                       "--previous-image", previous, "--run-image", base,
+                       "--executor", "local", env={**env, **failing_npm})
+        assert doc["digest"] == first["digest"]
+        assert _layer(doc, "hybridless/nodejs/deps")["reused"] is True
+        # Fetched from the first registry, checked, then sent whole: no cross-host mount.
+        assert any(m == "GET" and deps in p for m, p, _ in source_log.requests())
+        assert deps.removeprefix("sha256:") in _uploads(dest_log)
+        assert not [p for m, p, _ in dest_log.requests() if "mount=" in p]
+        seen = json.loads(tool("skopeo", "inspect", "--tls-verify=false", dest).stdout)
+        assert seen["Digest"] == first["digest"]
+
+
+def test_a_tampered_blob_in_the_previous_repository_fails_the_export_cleanly(
+    busybox_base: BaseImage, node_app: Path, tmp_path: Path, failing_npm: dict[str, str],
+) -> None:
+    from tests.infra.services import running_registry
+
+    env = docker_config(tmp_path / "docker-config", {})
+    with running_registry(tmp_path / "own-registry") as own:
+        base = _base(own, busybox_base)
+        previous = f"docker://{own.host}/prev:1"
+        first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", previous,
+                         "--run-image", base, "--executor", "local", env=env)
+        deps = str(_layer(first, "hybridless/nodejs/deps")["digest"]).removeprefix("sha256:")
+        # The registry serves whatever its storage holds: flip the stored blob's bytes.
+        data = next(own.root.rglob(f"blobs/sha256/{deps[:2]}/{deps}/data"))
+        data.write_bytes(bytes(b ^ 0xFF for b in data.read_bytes()))
+        runner = _runner(tmp_path, "victim")
+        result = runner("build", node_app, "--image", f"oci:{tmp_path / 'out'}:1",
+                        "--previous-image", previous, "--run-image", base,
+                        "--executor", "local", env={**env, **failing_npm})
+    assert result.returncode == 72, result.stderr
+    assert "sha256:" + deps in result.stderr and "Traceback" not in result.stderr
+    # Nothing unchecked was kept, and no image was written.
+    assert not list(runner.cache.rglob(deps)) and not list(runner.home.rglob(deps))
+    assert not (tmp_path / "out" / "index.json").exists() or "manifests\": []" in (
+        tmp_path / "out" / "index.json").read_text()
