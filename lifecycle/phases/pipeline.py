@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import paths, plugins
@@ -23,6 +23,7 @@ from lifecycle.buildcontainer.choice import BuildImage
 from lifecycle.buildcontainer.executor import ContainerExecutor
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
+from lifecycle.cache import reuse as reuse_mod
 from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
 from lifecycle.errors import (
@@ -41,6 +42,13 @@ from lifecycle.phases.detect import DetectOutcome, detect
 from lifecycle.phases.export import export, source_date_epoch
 from lifecycle.phases.label import STACK_LABEL
 from lifecycle.phases.report import BuildReport, ReportedProcess
+
+if TYPE_CHECKING:  # imported where used: a build without them never pays for the import
+    from lifecycle.dockerfile.phase import Plan, Result
+    from lifecycle.ecr.settings import EcrOverrides
+    from lifecycle.image.transports.registry import RegistryOptions
+    from lifecycle.phases.build import BuildOutcome
+    from lifecycle.phases.export import Exported
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,13 @@ class BuildInputs:
     executor: str = "auto"
     default_process: str | None = None
     platform: str | None = None
-    registry: Any = None
-    """``RegistryOptions`` for ``docker://`` references (None: the defaults)."""
+    registry: RegistryOptions | None = None
+    """For ``docker://`` references (None: the defaults)."""
     network: str = "host"
     ca_bundle: str | None = None
     secrets: tuple[secrets_mod.SecretSpec, ...] = ()
-    ecr: Any = None
-    """``EcrOverrides`` from the command line (None: the descriptor's settings as they are)."""
+    ecr: EcrOverrides | None = None
+    """From the command line (None: the descriptor's settings as they are)."""
     previous_image: str | None = None
     """``--previous-image`` (None: ``image`` itself when it is a registry reference)."""
     cache_image: str | None = None
@@ -163,14 +171,16 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
     registry = _with_ecr(options, desc)
-    per_function = registry is not None and registry.ecr.repository_naming == "hybridless"
+    per_function = (registry is not None and registry.ecr is not None
+                    and registry.ecr.repository_naming == "hybridless")
     function_tags = _function_tags(dest, options.tags) if per_function else ()
 
-    previous_ref = _previous_ref(options, dest, per_function, log)
+    previous_ref = reuse_mod.previous_reference(options.previous_image, dest, per_function)
     cache_ref = reference.parse(options.cache_image) if options.cache_image else None
     chosen = _base_image(options, desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
     reading = registry or options.registry
+    group = [lp.id for lp in outcome.group]
 
     started = time.monotonic()
     mtime = source_date_epoch()
@@ -185,8 +195,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             with secrets_mod.staged(options.secrets) as secret_files, \
                     _executor(options, app_dir, project, outcome, chosen, secret_files, log) as (
                         executor, host_base):
-                reuse = _restore(previous_ref, cache_ref, project, outcome, stack,
-                                 base.platform, reading, log)
+                reuse = reuse_mod.restore(previous_ref, cache_ref, project, group, stack,
+                                          base.platform, reading, log)
                 built = build(app_dir, desc, outcome, project, executor=executor,
                               base_env={**host_base, **desc.build_env, **inputs.env},
                               stack=stack, mtime=mtime, log=log,
@@ -200,7 +210,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               default_process=options.default_process, log=log,
                               user=chosen.user,
                               app_index=AppIndex(project.project_dir / "app-index.json"),
-                              remote=_remote_blobs(project, reading))
+                              remote=reuse_mod.remote_blobs(project, reading))
             final, layers = exported.image, exported.layers
             if planned is not None:
                 timings["export"] = time.monotonic() - started
@@ -216,6 +226,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                 started = time.monotonic()
                 phase = (ExportError, "export")
             if per_function:
+                assert registry is not None  # per_function says so
                 pushed = _push_per_function(
                     app_dir, desc, built, base, exported, dest, function_tags, registry, project,
                     run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log,
@@ -228,13 +239,10 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                                                 registry=registry or options.registry)
                 pushed = _pushed([dest, *tags], digest)
             if cache_ref is not None:
-                from lifecycle.cache import cacheimage
-
                 started_cache = time.monotonic()
-                written = cacheimage.write(cache_ref, project, [lp.id for lp in outcome.group],
-                                           stack, base.platform, mtime, reading, log)
+                reuse = reuse_mod.write_cache(reuse, project, group, stack, base.platform,
+                                              mtime, reading, log)
                 timings["cache_image"] = time.monotonic() - started_cache
-                reuse = dataclasses.replace(reuse, written=written)
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = timings.get("export", 0.0) + time.monotonic() - started
@@ -263,7 +271,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     return report
 
 
-def _dockerfile_plan(inputs: Inputs, log: logging.Logger) -> Any:
+def _dockerfile_plan(inputs: Inputs, log: logging.Logger) -> Plan | None:
     """The custom Dockerfile's plan when the descriptor names one (docs/reference.md §7)."""
     app_dir, desc, _ = prepare(inputs, log)
     if desc.dockerfile is None:
@@ -273,9 +281,10 @@ def _dockerfile_plan(inputs: Inputs, log: logging.Logger) -> Any:
     return dockerfile_phase.plan(app_dir, desc.dockerfile, log)
 
 
-def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Any, base: image.Image | None,
+def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Plan, base: image.Image | None,
                       base_report: list[tuple[str, bool]], project: cache_mod.ProjectCache,
-                      mtime: int, registry: Any, log: logging.Logger) -> Any:
+                      mtime: int, registry: RegistryOptions | None, log: logging.Logger
+                      ) -> Result:
     import shutil
     import tempfile
 
@@ -293,7 +302,7 @@ def _dockerfile_build(app_dir: Path, desc: Descriptor, chosen: Any, base: image.
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Any,
+def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Plan,
                          dest: reference.Reference, tags: list[reference.Reference],
                          log: logging.Logger) -> BuildReport:
     """Container mode: the Dockerfile is the whole build; no buildpack runs."""
@@ -382,7 +391,7 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    run_image=run_image, outputs=outputs, log=log)
 
 
-def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
+def _with_ecr(options: BuildInputs, desc: Descriptor) -> RegistryOptions | None:
     """The registry options with the ECR settings: the descriptor's, then the flags'."""
     if desc.ecr is None and options.ecr is None:
         return None
@@ -393,9 +402,9 @@ def _with_ecr(options: BuildInputs, desc: Descriptor) -> Any:
     return dataclasses.replace(options.registry or RegistryOptions(), ecr=settings)
 
 
-def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.Image,
-                       first: Any, dest: reference.Reference, tags: tuple[str, ...],
-                       registry: Any, project: cache_mod.ProjectCache, *,
+def _push_per_function(app_dir: Path, desc: Descriptor, built: BuildOutcome, base: image.Image,
+                       first: Exported, dest: reference.Reference, tags: tuple[str, ...],
+                       registry: RegistryOptions, project: cache_mod.ProjectCache, *,
                        run_image_ref: reference.Reference, stack: str | None, mtime: int,
                        log: logging.Logger, user: str | None) -> tuple[str, ...]:
     """Hybridless naming: one image per function, that function the default process.
@@ -404,18 +413,19 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
     tagged with the first 12 hex digits of its manifest digest and each ``--tag``'s tag
     (CONTRACT §5). Returns every pushed reference, pinned by digest.
     """
-    from lifecycle.ecr import default_tag, repository_name
+    from lifecycle.ecr import EcrSettings, default_tag, repository_name
     from lifecycle.image.transports.registry import pinned
 
+    naming = registry.ecr or EcrSettings()
     pushed: list[str] = []
     for process in built.processes:
         exported = first if process.name == first.default_process else export(
             app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
             stack=stack, mtime=mtime, default_process=process.name, log=log,
             app_index=AppIndex(project.project_dir / "app-index.json"), user=user,
-            remote=_remote_blobs(project, registry))
+            remote=reuse_mod.remote_blobs(project, registry))
         digest = exported.image.digest
-        repository = repository_name(registry.ecr, plain=dest.name, function=process.name,
+        repository = repository_name(naming, plain=dest.name, function=process.name,
                                      stage=desc.stage, project_name=desc.name)
         refs = [reference.Reference("docker", name=repository, tag=tag, host=dest.host)
                 for tag in dict.fromkeys((default_tag(digest), *tags))]
@@ -424,82 +434,6 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: Any, base: image.
                                registry=registry)
         pushed.extend(pinned(refs, digest))
     return tuple(pushed)
-
-
-@dataclass(frozen=True)
-class Reuse:
-    """What a build restored from ``--previous-image`` and ``--cache-image``, and wrote."""
-
-    previous: Any = None
-    """``previous.Restored``, or None when no previous image was read."""
-    cached: Any = None
-    """``previous.Restored`` from the cache image, or None when none was read."""
-    cache_image: str | None = None
-    written: Any = None
-    """``cacheimage.Written`` once the cache image is written."""
-
-    def previous_json(self) -> dict[str, Any] | None:
-        """``build --json``'s ``previous_image``."""
-        if self.previous is None:
-            return None
-        return {"image": self.previous.image, "restored": list(self.previous.layers)}
-
-    def cache_json(self) -> dict[str, Any] | None:
-        """``build --json``'s ``cache_image``."""
-        if self.cache_image is None:
-            return None
-        restored = list(self.cached.layers) if self.cached is not None else []
-        written = self.written.to_json() if self.written is not None else {}
-        return {"image": self.cache_image, "restored": restored,
-                "digest": written.get("digest"), "layers": written.get("layers", []),
-                **({"error": written["error"]} if "error" in written else {})}
-
-
-def _previous_ref(options: BuildInputs, dest: reference.Reference, per_function: bool,
-                  log: logging.Logger) -> reference.Reference | None:
-    """``--previous-image``, else ``--image`` when it is a registry (plain naming only)."""
-    if options.previous_image is not None:
-        return reference.parse(options.previous_image)
-    if dest.transport != "docker" or per_function:
-        return None
-    log.debug("previous image: %s (the --image)", dest)
-    return dest
-
-
-def _restore(previous_ref: reference.Reference | None, cache_ref: reference.Reference | None,
-             project: cache_mod.ProjectCache, outcome: DetectOutcome, stack: str | None,
-             platform: str, registry: Any, log: logging.Logger) -> Reuse:
-    """Restore records from the cache image, then from the previous image (cache.previous).
-
-    The cache image goes first: it brings a layer's files too, which a record restored from
-    the previous image's label cannot.
-    """
-    from lifecycle.cache import cacheimage, previous, remote
-
-    group = [lp.id for lp in outcome.group]
-    cached = prior = None
-    if cache_ref is not None:
-        found = remote.read(cache_ref, platform=platform, registry=registry,
-                            into=project.blobs, what="cache image", log=log)
-        cached = (cacheimage.restore(found, project, group, stack, log) if found is not None
-                  else previous.Restored(str(cache_ref), ()))
-    if previous_ref is not None:
-        found = remote.read(previous_ref, platform=platform, registry=registry,
-                            into=project.blobs, what="previous image", log=log)
-        prior = (previous.restore(found, project, group, stack, log) if found is not None
-                 else previous.Restored(str(previous_ref), ()))
-    return Reuse(prior, cached, str(cache_ref) if cache_ref is not None else None)
-
-
-def _remote_blobs(project: cache_mod.ProjectCache, registry: Any) -> Any:
-    """Where export reads a layer reused from a previous image: its registry repository."""
-    from lifecycle.image.transports.registry import RegistryOptions, RemoteBlobs
-
-    def source(origin: str, blob: Any) -> Any:
-        return RemoteBlobs(origin, ((blob.digest, blob.size),), project.blobs,
-                           registry or RegistryOptions())
-
-    return source
 
 
 def _function_tags(dest: reference.Reference, texts: tuple[str, ...]) -> tuple[str, ...]:
@@ -547,7 +481,7 @@ class ChosenBase:
     """The run image a build uses, and the stack it belongs to (CONTRACT §6)."""
 
     ref: reference.Reference
-    image: Any
+    image: image.Image
     stack: str | None
     """The stack id the build label records."""
     provides: Mapping[str, str]
@@ -610,7 +544,7 @@ def host_platform() -> str:
     return f"linux/{arch.get(machine, machine)}"
 
 
-def _check_platform(base: Any, where: str, wanted: str | None) -> None:
+def _check_platform(base: image.Image, where: str, wanted: str | None) -> None:
     """Refuse a run image of another platform than ``--platform`` or, by default, this host."""
     have = "/".join(base.platform.split("/")[:2])
     if wanted and have != "/".join(wanted.split("/")[:2]):
