@@ -57,6 +57,10 @@ def restore(previous: ReadImage, cache: ProjectCache, group: Iterable[str], stac
         log.info("previous image %s was built on stack %s, this build uses %s: not reusing "
                  "its layers", previous.ref, label.stack or "(none)", stack or "(none)")
         return found
+    if label.executor is not None and label.executor != cache.executor:
+        log.info("previous image %s was built with executor %s, this build uses %s: not "
+                 "reusing its layers", previous.ref, label.executor, cache.executor)
+        return found
     members = set(group)
     by_diff_id = previous.layer_by_diff_id()
     restored: list[str] = []
@@ -83,7 +87,7 @@ def restore(previous: ReadImage, cache: ProjectCache, group: Iterable[str], stac
             buildpack, name, launch=True, build=False, cache=False,
             metadata=dict(layer.metadata),
             blob=BlobInfo(blob.digest, blob.diff_id, blob.size),
-            # The label does not say what ran the commands; the same stack is the check.
+            # Checked above when the label names it (labels older than the key do not).
             executor=cache.executor, origin=origin))
         restored.append(layer.name)
     if restored:

@@ -72,11 +72,13 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
            run_image_ref: Reference, blobs: BlobDir, stack: str | None, mtime: int,
            default_process: str | None, log: logging.Logger,
            app_index: AppIndex | None = None, user: str | None = None,
-           remote: Callable[[str, BlobInfo], image.BlobSource] | None = None) -> Exported:
+           remote: Callable[[str, BlobInfo], image.BlobSource] | None = None,
+           executor: str | None = None) -> Exported:
     """Assemble the image on top of ``base``; layer blobs land in ``blobs``.
 
     ``user`` (``uid:gid``) replaces the base's default user; None keeps it. ``remote(origin,
     blob)`` is where a layer reused from a previous image, and never fetched, is read from.
+    ``executor`` (the cache's executor key) goes into the build label.
     """
     report: list[ExportedLayer] = [
         ExportedLayer("base", layer.digest, layer.diff_id, layer.size, True)
@@ -118,7 +120,7 @@ def export(app_dir: Path, descriptor: Descriptor, built: BuildOutcome, base: ima
     labels[BUILD_LABEL] = build_label(
         descriptor, built, base, run_image_ref, stack,
         {"app": app_blob.diff_id, "launcher": launcher_blob.diff_id}, default.name,
-        app_dir).encode()
+        app_dir, executor).encode()
     out = image.with_config(
         out,
         env=[f"{k}={v}" for k, v in env.items()],
@@ -189,7 +191,7 @@ def with_links(entries: list[tree.Entry], links: Mapping[str, str]) -> list[tree
 
 def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
                 run_image_ref: Reference, stack: str | None, own_layers: Mapping[str, str],
-                default: str, app_dir: Path) -> BuildLabel:
+                default: str, app_dir: Path, executor: str | None = None) -> BuildLabel:
     """The ``io.hybridless.build`` label of docs/reference.md §4."""
     return BuildLabel(
         api=BUILDPACK_API,
@@ -205,6 +207,7 @@ def build_label(descriptor: Descriptor, built: BuildOutcome, base: image.Image,
         stack=stack,
         revision=git_revision(app_dir),
         compressor=tarball.COMPRESSOR,
+        executor=executor,
     )
 
 

@@ -24,7 +24,7 @@ BUILD_LABEL = "io.hybridless.build"
 STACK_LABEL = "io.hybridless.stack"
 """The run image's stack id (CONTRACT §6); a run image without it has no stack."""
 _KEYS = ("api", "lifecycle", "project", "buildpacks", "layers", "processes", "run-image",
-         "stack", "source", "compressor", "dockerfile")
+         "stack", "source", "compressor", "dockerfile", "executor")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,9 @@ class BuildLabel:
     """Keys this lifecycle does not know (a newer writer's), kept as they are by rebase."""
     dockerfile: Mapping[str, str] | None = None
     """``{"mode": "extend" | "container", "path": …}`` for a custom Dockerfile's image (§7)."""
+    executor: str | None = None
+    """What ran the buildpacks' commands (``local``, or ``docker <build image id>``), as the
+    cache records it: a later build elsewhere reuses these layers only with the same one."""
 
     def to_json(self) -> dict[str, Any]:
         """The label's JSON object (canonicalised by :meth:`encode`)."""
@@ -123,6 +126,7 @@ class BuildLabel:
             "compressor": self.compressor,
             # Only images a Dockerfile built carry the key, so other digests do not change.
             **({"dockerfile": dict(self.dockerfile)} if self.dockerfile is not None else {}),
+            **({"executor": self.executor} if self.executor is not None else {}),
         }
 
     def encode(self) -> str:
@@ -151,6 +155,7 @@ class BuildLabel:
             extra={k: v for k, v in data.items() if k not in _KEYS},
             dockerfile=({str(k): str(v) for k, v in data["dockerfile"].items()}
                         if data.get("dockerfile") is not None else None),
+            executor=str(data["executor"]) if data.get("executor") is not None else None,
         )
 
     def rebased(self, run_image: RunImage) -> BuildLabel:

@@ -210,7 +210,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                               default_process=options.default_process, log=log,
                               user=chosen.user,
                               app_index=AppIndex(project.project_dir / "app-index.json"),
-                              remote=reuse_mod.remote_blobs(project, reading))
+                              remote=reuse_mod.remote_blobs(project, reading),
+                              executor=project.executor)
             final, layers = exported.image, exported.layers
             if planned is not None:
                 timings["export"] = time.monotonic() - started
@@ -423,7 +424,7 @@ def _push_per_function(app_dir: Path, desc: Descriptor, built: BuildOutcome, bas
             app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
             stack=stack, mtime=mtime, default_process=process.name, log=log,
             app_index=AppIndex(project.project_dir / "app-index.json"), user=user,
-            remote=reuse_mod.remote_blobs(project, registry))
+            remote=reuse_mod.remote_blobs(project, registry), executor=project.executor)
         digest = exported.image.digest
         repository = repository_name(naming, plain=dest.name, function=process.name,
                                      stage=desc.stage, project_name=desc.name)

@@ -188,3 +188,16 @@ def test_another_stack_or_a_label_that_is_not_json_restores_nothing(
                                labels={"io.hybridless.build": "{not json"})
     found = ReadImage(found.ref, broken, None)
     assert previous.restore(found, cache, ["test/bp"], None, log).layers == ()
+
+
+def test_a_previous_image_of_another_executor_restores_nothing(
+    tmp_path: Path, cache: ProjectCache
+) -> None:
+    diff_id = _previous(tmp_path, _label([])).image.layers[0].diff_id
+    label = {**_label([{"name": "test/bp/deps", "diff_id": diff_id, "metadata": {}}]),
+             "executor": "docker sha256:" + "2" * 64}
+    assert previous.restore(_previous(tmp_path, label), cache, ["test/bp"], None,
+                            log).layers == ()
+    label["executor"] = cache.executor
+    assert previous.restore(_previous(tmp_path, label), cache, ["test/bp"], None,
+                            log).layers == ("test/bp/deps",)
