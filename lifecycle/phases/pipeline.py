@@ -7,7 +7,6 @@ inputs from the command line and hands each phase's output to the next.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import re
 import time
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from lifecycle import descriptor as descriptor_mod
 from lifecycle import paths, plugins
 from lifecycle import secrets as secrets_mod
-from lifecycle.buildcontainer.choice import BuildImage
 from lifecycle.buildcontainer.executor import ContainerExecutor
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import receipt
@@ -27,7 +25,6 @@ from lifecycle.cache import reuse as reuse_mod
 from lifecycle.cache.appindex import AppIndex
 from lifecycle.descriptor import Descriptor
 from lifecycle.errors import (
-    BaseImageNotFound,
     BuildError,
     DockerfileBuildFailed,
     ExportError,
@@ -37,18 +34,16 @@ from lifecycle.errors import (
 )
 from lifecycle.executor import HostExecutor, host_env
 from lifecycle.image import image, reference, transports
+from lifecycle.phases import publish, runbase
 from lifecycle.phases.build import build
 from lifecycle.phases.detect import DetectOutcome, detect
 from lifecycle.phases.export import export, source_date_epoch
-from lifecycle.phases.label import STACK_LABEL
 from lifecycle.phases.report import BuildReport, ReportedProcess
 
 if TYPE_CHECKING:  # imported where used: a build without them never pays for the import
     from lifecycle.dockerfile.phase import Plan, Result
     from lifecycle.ecr.settings import EcrOverrides
     from lifecycle.image.transports.registry import RegistryOptions
-    from lifecycle.phases.build import BuildOutcome
-    from lifecycle.phases.export import Exported
 
 
 @dataclass(frozen=True)
@@ -170,14 +165,16 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     started = time.monotonic()
     app_dir, desc, cache_root, outcome = run_detect(inputs, log)
     timings["detect"] = time.monotonic() - started
-    registry = _with_ecr(options, desc)
+    registry = publish.with_ecr(options.registry, options.ecr, desc)
     per_function = (registry is not None and registry.ecr is not None
                     and registry.ecr.repository_naming == "hybridless")
-    function_tags = _function_tags(dest, options.tags) if per_function else ()
+    function_tags = publish.function_tags(dest, options.tags) if per_function else ()
 
     previous_ref = reuse_mod.previous_reference(options.previous_image, dest, per_function)
     cache_ref = reference.parse(options.cache_image) if options.cache_image else None
-    chosen = _base_image(options, desc, outcome, log)
+    chosen = runbase.choose_base(runbase.BaseOptions(options.run_image, options.stack,
+                                                     options.platform, options.registry),
+                                 desc, outcome, log)
     run_image_ref, base, stack = chosen.ref, chosen.image, chosen.stack
     reading = registry or options.registry
     group = [lp.id for lp in outcome.group]
@@ -195,8 +192,11 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
             with secrets_mod.staged(options.secrets) as secret_files, \
                     _executor(options, app_dir, project, outcome, chosen, secret_files, log) as (
                         executor, host_base):
+                restoring = time.monotonic()
                 reuse = reuse_mod.restore(previous_ref, cache_ref, project, group, stack,
                                           base.platform, reading, log)
+                if previous_ref is not None or cache_ref is not None:
+                    timings["restore"] = time.monotonic() - restoring
                 built = build(app_dir, desc, outcome, project, executor=executor,
                               base_env={**host_base, **desc.build_env, **inputs.env},
                               stack=stack, mtime=mtime, log=log,
@@ -228,7 +228,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                 phase = (ExportError, "export")
             if per_function:
                 assert registry is not None  # per_function says so
-                pushed = _push_per_function(
+                pushed = publish.push_per_function(
                     app_dir, desc, built, base, exported, dest, function_tags, registry, project,
                     run_image_ref=run_image_ref, stack=stack, mtime=mtime, log=log,
                     user=chosen.user)
@@ -238,12 +238,13 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                 digest = transports.write_image(final, dest, tags=tags,
                                                 progress=log.info,
                                                 registry=registry or options.registry)
-                pushed = _pushed([dest, *tags], digest)
+                pushed = publish.pushed_references([dest, *tags], digest)
             if cache_ref is not None:
                 started_cache = time.monotonic()
                 reuse = reuse_mod.write_cache(reuse, project, group, stack, base.platform,
                                               mtime, reading, log)
                 timings["cache_image"] = time.monotonic() - started_cache
+                started += timings["cache_image"]  # not export's time
     except OSError as exc:
         raise os_failure(phase[0], phase[1], exc) from exc
     timings["export"] = timings.get("export", 0.0) + time.monotonic() - started
@@ -335,15 +336,15 @@ def _run_container_build(inputs: Inputs, options: BuildInputs, chosen: Plan,
                  "export": round(time.monotonic() - built, 3),
                  "dockerfile": round(built - started, 3),
                  "retar": round(result.retar_seconds, 3)},
-        pushed=_pushed([dest, *tags], digest),
+        pushed=publish.pushed_references([dest, *tags], digest),
         dockerfile=chosen.record,
     )
 
 
 @contextlib.contextmanager
 def _executor(options: BuildInputs, app_dir: Path, project: cache_mod.ProjectCache,
-              outcome: DetectOutcome, chosen: ChosenBase, secret_files: Mapping[str, Path],
-              log: logging.Logger
+              outcome: DetectOutcome, chosen: runbase.ChosenBase,
+              secret_files: Mapping[str, Path], log: logging.Logger
               ) -> Iterator[tuple[HostExecutor | ContainerExecutor, dict[str, str]]]:
     """The chosen executor and the base of its build env; a build container is removed on
     the way out, however the build ends."""
@@ -390,170 +391,3 @@ def _record_receipt(observed: receipt.Observation, report: BuildReport,
                    hermetic=all(lp.hermetic for lp in members),
                    tools=[tool for lp in members for tool in lp.tools],
                    run_image=run_image, outputs=outputs, log=log)
-
-
-def _with_ecr(options: BuildInputs, desc: Descriptor) -> RegistryOptions | None:
-    """The registry options with the ECR settings: the descriptor's, then the flags'."""
-    if desc.ecr is None and options.ecr is None:
-        return None
-    from lifecycle.ecr.settings import EcrOverrides, EcrSettings, merge
-    from lifecycle.image.transports.registry import RegistryOptions
-
-    settings = merge(desc.ecr or EcrSettings(), options.ecr or EcrOverrides())
-    return dataclasses.replace(options.registry or RegistryOptions(), ecr=settings)
-
-
-def _push_per_function(app_dir: Path, desc: Descriptor, built: BuildOutcome, base: image.Image,
-                       first: Exported, dest: reference.Reference, tags: tuple[str, ...],
-                       registry: RegistryOptions, project: cache_mod.ProjectCache, *,
-                       run_image_ref: reference.Reference, stack: str | None, mtime: int,
-                       log: logging.Logger, user: str | None) -> tuple[str, ...]:
-    """Hybridless naming: one image per function, that function the default process.
-
-    Each goes to ``HOST/<Hybridless's repository name>`` (``--image`` gives only the host)
-    tagged with the first 12 hex digits of its manifest digest and each ``--tag``'s tag
-    (CONTRACT §5). Returns every pushed reference, pinned by digest.
-    """
-    from lifecycle.ecr import EcrSettings, default_tag, repository_name
-    from lifecycle.image.transports.registry import pinned
-
-    naming = registry.ecr or EcrSettings()
-    pushed: list[str] = []
-    for process in built.processes:
-        exported = first if process.name == first.default_process else export(
-            app_dir, desc, built, base, run_image_ref=run_image_ref, blobs=project.blobs,
-            stack=stack, mtime=mtime, default_process=process.name, log=log,
-            app_index=AppIndex(project.project_dir / "app-index.json"), user=user,
-            remote=reuse_mod.remote_blobs(project, registry), executor=project.executor)
-        digest = exported.image.digest
-        repository = repository_name(naming, plain=dest.name, function=process.name,
-                                     stage=desc.stage, project_name=desc.name)
-        refs = [reference.Reference("docker", name=repository, tag=tag, host=dest.host)
-                for tag in dict.fromkeys((default_tag(digest), *tags))]
-        log.info("writing %s (function %s)", refs[0], process.name)
-        transports.write_image(exported.image, refs[0], tags=refs[1:], progress=log.info,
-                               registry=registry)
-        pushed.extend(pinned(refs, digest))
-    return tuple(pushed)
-
-
-def _function_tags(dest: reference.Reference, texts: tuple[str, ...]) -> tuple[str, ...]:
-    """Hybridless naming: the tags each function's image also gets, checked before building.
-
-    Each function's image goes to a repository of its own, so a ``--tag`` is a bare ``TAG``
-    or ``docker://HOST/ANY:TAG`` of which only the tag is used.
-    """
-    if dest.transport != "docker":
-        raise UsageError(f"failed to use --repository-naming hybridless with --image {dest}: "
-                         "it needs a registry (docker://HOST/…) to name repositories in",
-                         hint="e.g. --image docker://123456789012.dkr.ecr.eu-west-1"
-                              ".amazonaws.com/service")
-    found: list[str] = []
-    for text in texts:
-        if _BARE_TAG_RE.fullmatch(text):
-            found.append(text)
-            continue
-        ref = reference.parse(text)
-        if ref.transport != "docker" or ref.digest is not None:
-            raise UsageError(f"failed to use --tag {text} with --repository-naming hybridless: "
-                             "each function's image goes to its own repository",
-                             hint="give a bare TAG, or docker://HOST/ANY:TAG (only its tag "
-                                  "is used)")
-        found.append(ref.tag_or_default)
-    return tuple(dict.fromkeys(found))
-
-
-# A tag as the distribution spec allows it.
-_BARE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-
-
-def _pushed(refs: list[reference.Reference], digest: str) -> tuple[str, ...]:
-    """The registry references among ``refs``, pinned by ``digest``."""
-    remote = [ref for ref in refs if ref.transport == "docker"]
-    if not remote:
-        return ()
-    from lifecycle.image.transports.registry import pinned
-
-    return tuple(pinned(remote, digest))
-
-
-@dataclass(frozen=True)
-class ChosenBase:
-    """The run image a build uses, and the stack it belongs to (CONTRACT §6)."""
-
-    ref: reference.Reference
-    image: image.Image
-    stack: str | None
-    """The stack id the build label records."""
-    provides: Mapping[str, str]
-    """What the run image already has, from the stack file (empty for a bare run image)."""
-    build_image: BuildImage | None = None
-    """The stack's build image, for the ``docker`` executor (None with ``--run-image``)."""
-    user: str | None = None
-    """The stack's ``uid:gid``, the image's default user (None: the run image's own)."""
-
-
-def _base_image(options: BuildInputs, desc: Descriptor, outcome: DetectOutcome,
-                log: logging.Logger) -> ChosenBase:
-    """The run image and its stack, chosen as CONTRACT §6 orders them."""
-    if options.run_image is not None:
-        log.info("stack: none (--run-image %s was given; it overrides any stack)",
-                 options.run_image)
-        ref = reference.parse(options.run_image)
-        log.info("reading run image %s", ref)
-        base = transports.read_image(ref, platform=options.platform or host_platform(),
-                                     registry=options.registry)
-        _check_platform(base, str(ref), options.platform)
-        # A run image made for a stack says so; a bare base has no stack.
-        return ChosenBase(ref, base, base.labels.get(STACK_LABEL), {})
-
-    from lifecycle.image.transports.store import open_store
-    from stacks import catalog, choose, provide
-
-    known = catalog.load()
-    functions = (*desc.functions, *outcome.functions)
-    runtime = choose.detected_runtime(
-        (fn.runtime for fn in functions),
-        ((entry.name, entry.metadata) for entry in outcome.plan),
-        (member.id for member in outcome.group), known)
-    choice = choose.choose(known, runtime, descriptor_stack=desc.stack,
-                           cli_stack=options.stack)
-    assert choice.stack is not None  # only --run-image chooses no stack
-    stack = choice.stack
-    log.info("stack: %s (%s)", stack.id, choice.reason)
-    if options.platform and options.platform != stack.platform:
-        raise UsageError(f"failed to build for {options.platform}: stack {stack.id} is "
-                         f"{stack.platform}", hint="pick a stack of that platform with --stack")
-    store = open_store()
-    ref, base = provide.run_image(stack, store, registry=options.registry)
-    _check_platform(base, f"stack {stack.id}'s run image {ref}", options.platform)
-    # Read (or built) only when the docker executor is chosen and the engine lacks it.
-    build_image = BuildImage(provide.build_image_name(stack), f"stack {stack.id}",
-                             lambda: provide.build_image(stack, store,
-                                                         registry=options.registry)[1])
-    # Reference images often run as root (node, python and Lambda images do): the stack's
-    # user is what its images run as, whoever made the base.
-    return ChosenBase(ref, base, stack.id, stack.provided, build_image, stack.user.spec)
-
-
-def host_platform() -> str:
-    """``linux/<arch>`` of this machine, the only platform the host executor builds for."""
-    import platform
-
-    machine = platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-    return f"linux/{arch.get(machine, machine)}"
-
-
-def _check_platform(base: image.Image, where: str, wanted: str | None) -> None:
-    """Refuse a run image of another platform than ``--platform`` or, by default, this host."""
-    have = "/".join(base.platform.split("/")[:2])
-    if wanted and have != "/".join(wanted.split("/")[:2]):
-        raise BaseImageNotFound(f"failed to build for {wanted}: {where} is {base.platform}",
-                                hint=f"pass a run image for {wanted}, or drop --platform")
-    host = host_platform()
-    if have != host:
-        raise UsageError(
-            f"failed to build on {where}: it is {base.platform}, and buildpacks run on this "
-            f"machine ({host}), so native code would not match",
-            hint=f"build on a {have} machine, or pick a {host} run image or stack")
