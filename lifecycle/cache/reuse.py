@@ -59,8 +59,8 @@ def previous_reference(given: str | None, dest: Reference, per_function: bool
                        ) -> Reference | None:
     """``--previous-image``, else the destination when it is a registry and named plainly.
 
-    With Hybridless naming each function has a repository of its own and no stable tag, so
-    there is no default; any one function's image serves (they share every reused layer).
+    With Hybridless naming each function has a repository of its own: the default is then
+    :func:`lifecycle.phases.publish.previous_of_functions`'s.
     """
     if given is not None:
         return parse(given)

@@ -171,6 +171,10 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
     function_tags = publish.function_tags(dest, options.tags) if per_function else ()
 
     previous_ref = reuse_mod.previous_reference(options.previous_image, dest, per_function)
+    if previous_ref is None and per_function:
+        assert registry is not None  # per_function says so
+        previous_ref = publish.previous_of_functions(dest, function_tags, registry, desc,
+                                                     outcome.functions)
     cache_ref = reference.parse(options.cache_image) if options.cache_image else None
     chosen = runbase.choose_base(runbase.BaseOptions(options.run_image, options.stack,
                                                      options.platform, options.registry),

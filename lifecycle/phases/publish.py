@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lifecycle.cache import layers as cache_mod
 from lifecycle.cache import reuse as reuse_mod
 from lifecycle.cache.appindex import AppIndex
-from lifecycle.descriptor import Descriptor
+from lifecycle.descriptor import Descriptor, Function
 from lifecycle.errors import UsageError
 from lifecycle.image import image, reference, transports
 from lifecycle.phases.build import BuildOutcome
@@ -110,3 +110,21 @@ def pushed_references(refs: list[reference.Reference], digest: str) -> tuple[str
     from lifecycle.image.transports.registry import pinned
 
     return tuple(pinned(remote, digest))
+
+
+def previous_of_functions(dest: reference.Reference, tags: tuple[str, ...],
+                          registry: RegistryOptions, desc: Descriptor,
+                          functions: tuple[Function, ...]) -> reference.Reference | None:
+    """Hybridless naming's default previous image: the first function's, by its first tag.
+
+    Every function's image has the same buildpack layers, so one of them is enough. With no
+    ``--tag`` there is no stable name (the default tag is the digest's), hence no default.
+    """
+    if not tags or not functions:
+        return None
+    from lifecycle.ecr import EcrSettings, repository_name
+
+    repository = repository_name(registry.ecr or EcrSettings(), plain=dest.name,
+                                 function=functions[0].name, stage=desc.stage,
+                                 project_name=desc.name)
+    return reference.Reference("docker", name=repository, tag=tags[0], host=dest.host)

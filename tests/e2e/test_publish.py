@@ -157,6 +157,16 @@ def test_hybridless_naming_pushes_one_image_per_function(
         listed = _registry_get(ecr_data_registry, f"/v2/{repository}/tags/list")
         assert sorted(listed["tags"]) == sorted([digest[7:19], "latest"])  # type: ignore[index]
 
+    # A rebuild on an empty machine reads the first function's image by the first --tag as
+    # its previous image (every function's image has the same buildpack layers).
+    again = run_json(CliRunner(home=tmp_path / "runner2" / "home",
+                               cache=tmp_path / "runner2" / "cache"),
+                     "build", ecr_app, "--image", f"docker://{HOST}/any",
+                     "--run-image", busybox_base.ref, "--repository-naming", "hybridless",
+                     "--service", service, "--tag", "latest", env=env)
+    assert again["previous_image"]["image"] in {f"docker://{HOST}/{r}:latest" for r in expected}
+    assert again["pushed"] == doc["pushed"]
+
     # The hello repository's image runs hello by default.
     repository = f"{prefix}/hello.0-demo.v3"
     name = f"{ecr_data_registry.host}/{repository}"
