@@ -99,10 +99,13 @@ def run_image(lifecycle_image: LifecycleImage, registry: Registry) -> str:
 
 
 def docker_run(image: str, *args: str, mounts: tuple[tuple[Path, str, str], ...] = (),
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+               env: dict[str, str] | None = None, user: str | None = None
+               ) -> subprocess.CompletedProcess[str]:
     """``docker run --rm --network host`` with the CA bundle and proxy settings, no socket."""
     argv = ["docker", "run", "--rm", "--network", "host",
             "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+    if user is not None:
+        argv += ["--user", user]
     for name in PROXY_VARIABLES:
         if name in os.environ:
             argv += ["-e", name]
@@ -136,9 +139,10 @@ def test_the_image_builds_a_mounted_tree_and_pushes_it_with_no_docker_socket(
     app = _app(tmp_path)
     target = f"{registry.host}/apps/hello-{secrets.token_hex(3)}:1"
     started = time.monotonic()
+    # As a uid the image does not know, as the workflow's `--user` and OpenShift run it.
     result = docker_run(lifecycle_image.name, "build", "/workspace/app", "--json",
                         "--image", f"docker://{target}", "--run-image", run_image,
-                        mounts=((app, "/workspace/app", "ro"),))
+                        mounts=((app, "/workspace/app", "ro"),), user="4321:4321")
     print(f"build in the lifecycle image: {time.monotonic() - started:.1f}s")
     assert result.returncode == 0, result.stderr
     # No engine to run build containers in: pip ran in the lifecycle's own container, and
