@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -200,4 +199,21 @@ def test_a_read_only_cache_volume_fails_cleanly(
     assert result.returncode == 51, result.stderr
     assert "Traceback" not in result.stderr
     assert "/cache" in result.stderr
-    assert shutil.disk_usage(cache) and not list(cache.iterdir())
+    assert not list(cache.iterdir())
+
+
+def test_a_link_out_of_the_mounted_tree_fails_the_build_and_pushes_nothing(
+        lifecycle_image: LifecycleImage, run_image: str, registry: Registry,
+        tmp_path: Path) -> None:
+    app = copy_example("python-hello", tmp_path)
+    # The container's CA bundle is a mount too: a link to it must not carry it into the image.
+    (app / "ca.pem").symlink_to(CA_BUNDLE)
+    for path in (app, *app.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    target = f"docker://{registry.host}/apps/linked-{secrets.token_hex(3)}:1"
+    result = docker_run(lifecycle_image.name, "build", "/workspace/app", "--image", target,
+                        "--run-image", run_image, mounts=((app, "/workspace/app", "ro"),))
+    assert result.returncode == 51, result.stderr
+    assert "ca.pem" in result.stderr and "Traceback" not in result.stderr
+    assert tool("skopeo", "inspect", "--tls-verify=false", target, check=False).returncode != 0
