@@ -39,7 +39,13 @@ def source_files(app_dir: Path) -> list[str]:
     ``*.egg-info`` and top-level ``build``/``dist`` are left out, as are symbolic links.
     """
     found: list[str] = []
-    for current, dirs, files in os.walk(app_dir, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        raise BuildpackFailed(f"failed to read the project's sources: {exc.filename}: "
+                              f"{safeio.describe(exc)}",
+                              hint="make every file of the app readable by the build") from exc
+
+    for current, dirs, files in os.walk(app_dir, onerror=unreadable, followlinks=False):
         relative = Path(current).relative_to(app_dir)
         dirs[:] = sorted(d for d in dirs if not _skipped_dir(d, top=relative == Path(".")))
         for name in files:
@@ -60,7 +66,13 @@ def sources_digest(app_dir: Path, files: list[str]) -> str:
     """sha256 over the names, modes and bytes of ``files``."""
     h = hashlib.sha256()
     for name in files:
-        data = safeio.read_bytes(app_dir / name, root=app_dir, limit=_LIMIT)
+        try:
+            data = safeio.read_bytes(app_dir / name, root=app_dir, limit=_LIMIT)
+        except OSError as exc:
+            raise BuildpackFailed(f"failed to read the project's source {name}: "
+                                  f"{safeio.describe(exc)}",
+                                  hint="make every file of the app readable by the build"
+                                  ) from exc
         executable = os.access(app_dir / name, os.X_OK)
         h.update(f"{name}\0{int(executable)}\0{len(data)}\0".encode())
         h.update(data)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from buildpacks.python.package import source_files, sources_digest
+from lifecycle.errors import BuildpackFailed
 
 
 def test_links_hidden_directories_and_tool_output_are_left_out(tmp_path: Path) -> None:
@@ -31,3 +34,17 @@ def test_the_digest_follows_contents_names_and_the_executable_bit(tmp_path: Path
     (tmp_path / "a.py").chmod(0o644)
     (tmp_path / "a.py").write_text("x = 2\n")
     assert sources_digest(tmp_path, ["a.py"]) != first
+
+
+
+def test_a_tree_that_cannot_be_listed_fails_instead_of_packaging_nothing(tmp_path: Path
+                                                                       ) -> None:
+    # os.walk skips what it cannot list unless told otherwise; a gone directory stands in for
+    # an unreadable one, which root (CI) could read anyway.
+    with pytest.raises(BuildpackFailed, match="failed to read the project's sources"):
+        source_files(tmp_path / "gone")
+
+
+def test_a_file_gone_before_it_is_read_fails_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(BuildpackFailed, match=r"source vanished\.py"):
+        sources_digest(tmp_path, ["vanished.py"])
