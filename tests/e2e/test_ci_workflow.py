@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
 from typing import Any
 
 import yaml
 
 from tests.infra.cli import REPO_ROOT
+from tests.infra.services import unavailable
 
 WORKFLOW = REPO_ROOT / "examples" / "ci" / "github-actions.yml"
 SCRIPT = "examples/ci/build-lifecycle-image.sh"
@@ -61,3 +64,20 @@ def test_the_build_runs_the_image_with_no_socket_as_the_test_does() -> None:
     assert build[:2] == ["build", "/workspace/app"]
     assert build[build.index("--image") + 1].startswith("docker://")
     assert build[build.index("--run-image") + 1].startswith("docker://")
+
+
+def test_the_script_and_every_step_pass_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        unavailable("shellcheck", "not on PATH")
+    scripts = {SCRIPT: (REPO_ROOT / SCRIPT).read_text()}
+    for job_name, job in _workflow()["jobs"].items():
+        for step in job["steps"]:
+            if "run" in step:
+                scripts[f"{job_name}: {step.get('name')}"] = step["run"]
+    for name, text in scripts.items():
+        # GitHub runs each step with bash; values reach it through the environment only.
+        assert "${{" not in text, f"{name} splices an expression into the script"
+        result = subprocess.run([shellcheck, "--shell=bash", "-"], input=text, text=True,
+                                capture_output=True, timeout=60, check=False)
+        assert result.returncode == 0, f"{name}:\n{result.stdout}"
