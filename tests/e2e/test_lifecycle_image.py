@@ -4,7 +4,8 @@
 ``docker run``s it with no Docker socket, ``--network host`` and the host's CA bundle mounted
 over the image's, on a source tree mounted read-only; the build reads its run image from the
 loopback registry and pushes its result there. These are the steps of
-``examples/ci/github-actions.yml``.
+``examples/ci/github-actions.yml``. Hostile inputs are the container's: no arguments, a
+read-only cache volume, a link out of the mounted tree.
 """
 
 from __future__ import annotations
