@@ -10,8 +10,9 @@ layer (reused, with no command run, while its inputs are unchanged), copies the 
 
 from __future__ import annotations
 
-from buildpacks.python import layers, versions
+from buildpacks.python import layers, package, versions
 from buildpacks.python.installers import Interpreter
+from buildpacks.python.options import OPTIONS_SCHEMA, parse_options
 from buildpacks.python.processes import processes
 from buildpacks.python.project import (
     INFERRED_HANDLER_FILES,
@@ -28,6 +29,7 @@ from lifecycle.hookspecs import (
     DetectContext,
     DetectResult,
     EnvValue,
+    Layer,
     Prepend,
     hookimpl,
 )
@@ -46,6 +48,7 @@ class PythonBuildpack:
     description = "Runs Python handlers (pip, uv.lock or poetry.lock dependencies) under the shim."
     # Layer reuse is keyed by the app's files and the interpreter, never by the index.
     hermetic = True
+    options_schema = OPTIONS_SCHEMA
     tools = ("python3", "python3.10", "python3.11", "python3.12", "python3.13", "pip", "uv",
              "poetry")
 
@@ -53,6 +56,14 @@ class PythonBuildpack:
         """Pass for Python descriptor functions, or infer one beside a dependency manifest."""
         if ctx.descriptor.functions:
             ours = python_functions(ctx.descriptor.functions, ctx.app_dir)
+            if not ours and parse_options(ctx.options).install_project:
+                # The project's own console scripts run as command functions; the Procfile
+                # buildpack, listed after this one in the group, makes their processes.
+                if not ctx.exists("pyproject.toml"):
+                    return DetectResult.fails("install-project is set but there is no "
+                                              "pyproject.toml")
+                return DetectResult.passes("install-project: the project and its "
+                                           "dependencies, for command functions")
             if not ours:
                 return DetectResult.fails("no descriptor function has a Python handler (an "
                                           "existing .py file, or a python3.x runtime)")
@@ -76,23 +87,33 @@ class PythonBuildpack:
 
     def build(self, ctx: BuildContext) -> BuildResult:
         """Install dependencies, add the shim, and make one process per Python function."""
+        options = parse_options(ctx.options)
         functions = python_functions(ctx.functions, ctx.app_dir)
-        if not functions:
+        if not functions and not options.install_project:
             raise BuildpackFailed("failed to build: no function has a Python handler",
                                   hint="give a function a .py handler or a python3.x runtime")
         project = PythonProject.read(ctx.app_dir)
-        version = versions.select(functions, ctx.app_dir, project.requires_python)
+        # With only command functions, their runtime (python3.x) still names the version.
+        version = versions.select(functions or ctx.functions, ctx.app_dir,
+                                  project.requires_python)
         ctx.log.info("Python %s (%s)", version.version, version.source)
         manifest = project.manifest()
         python = Interpreter(ctx, version.version)
         deps = None
         launch_env: dict[str, EnvValue] = {}
-        if manifest.installs_anything:
-            cache = layers.pip_cache(ctx)
+        cache = layers.pip_cache(ctx) if manifest.installs_anything or options.install_project \
+            else None
+        if manifest.installs_anything and cache is not None:
             deps = layers.install_dependencies(ctx, manifest, version, python, cache)
             launch_env["PATH"] = Prepend(f"{deps.image_path}/bin")
         else:
             ctx.log.info("no dependencies to install")
+        if options.install_project and cache is not None:
+            launch_env = install_project(ctx, version, python, cache, deps,
+                                         shim_processes=bool(functions))
+        if not functions:
+            return BuildResult(launch_env=launch_env, app_exclude=APP_EXCLUDE,
+                               labels={"io.hybridless.python.version": version.version})
         shim = layers.shim_layer(ctx, version, python)
         procs = processes(functions, ctx.descriptor, shim, deps)
         for proc in procs:
@@ -100,6 +121,27 @@ class PythonBuildpack:
                          proc.event)
         return BuildResult(processes=procs, launch_env=launch_env, app_exclude=APP_EXCLUDE,
                            labels={"io.hybridless.python.version": version.version})
+
+
+def install_project(ctx: BuildContext, version: versions.PythonVersion, python: Interpreter,
+                    cache: Layer, deps: Layer | None, *, shim_processes: bool
+                    ) -> dict[str, EnvValue]:
+    """Install the app as a package; the launch env that finds its scripts and modules.
+
+    ``PYTHONPATH`` goes into the image's environment only when no shim process runs: the
+    launcher applies a process's defaults only where the environment leaves them unset, so an
+    image-wide ``PYTHONPATH`` would hide the shim's own.
+    """
+    installed = package.project_layer(ctx, version, python, cache)
+    bins = [f"{installed.image_path}/bin"]
+    sites = [f"{installed.image_path}/site-packages"]
+    if deps is not None:
+        bins.append(f"{deps.image_path}/bin")
+        sites.append(f"{deps.image_path}/site-packages")
+    env: dict[str, EnvValue] = {"PATH": Prepend(":".join(bins))}
+    if not shim_processes:
+        env["PYTHONPATH"] = Prepend(":".join(sites))
+    return env
 
 
 @hookimpl

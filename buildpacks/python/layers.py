@@ -108,7 +108,7 @@ def install_dependencies(ctx: BuildContext, manifest: Manifest, version: PythonV
     installer = pip_python(ctx, interpreter, version)
     installers.pip_install(ctx, installer, site, cache.path, requirements)
     shutil.rmtree(workdir)
-    _move_scripts(site, layer.path / "bin")
+    move_scripts(site, layer.path / "bin")
     compile_bytecode(ctx, interpreter, site, f"{layer.image_path}/site-packages")
     return layer
 
@@ -165,7 +165,7 @@ def compile_bytecode(ctx: BuildContext, python: str, directory: Path, image_dir:
                         image_dir)
 
 
-def _move_scripts(site: Path, bin_dir: Path) -> None:
+def move_scripts(site: Path, bin_dir: Path) -> None:
     """Move pip's ``--target`` scripts next to ``site-packages`` with a portable shebang."""
     scripts = site / "bin"
     bin_dir.mkdir(exist_ok=True)

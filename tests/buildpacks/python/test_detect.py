@@ -85,3 +85,55 @@ def test_a_descriptor_mixing_runtimes_needs_an_explicit_group(cli: CliRunner,
     })
     doc = run_json(cli, "detect", app, "--buildpack", PYTHON, expect=20)
     assert "web are not Python" in python_vote(doc)["reason"]
+
+
+INSTALL_PROJECT = """[_]
+id = "test.tool"
+
+[[io.buildpacks.group]]
+id = "hybridless/python"
+
+[[io.buildpacks.group]]
+id = "hybridless/procfile"
+
+[io.hybridless.buildpacks."hybridless/python"]
+install-project = true
+
+[[io.hybridless.functions]]
+name = "tool"
+command = ["tool"]
+event = "process"
+runtime = "python3.11"
+"""
+
+
+def test_install_project_claims_command_functions_beside_the_procfile_buildpack(
+        cli: CliRunner, tmp_path: Path) -> None:
+    app = write(tmp_path / "app", {
+        "pyproject.toml": '[project]\nname = "tool"\nversion = "1"\n'
+                          '[project.scripts]\ntool = "tool:main"\n',
+        "tool.py": "def main():\n    return 0\n",
+        "project.toml": INSTALL_PROJECT,
+    })
+    doc = run_json(cli, "detect", app)
+    assert [bp["id"] for bp in doc["group"]] == [PYTHON, "hybridless/procfile"]
+    assert python_vote(doc)["reason"].startswith("install-project")
+
+
+def test_install_project_without_a_pyproject_fails_detect_with_the_reason(
+        cli: CliRunner, tmp_path: Path) -> None:
+    app = write(tmp_path / "app", {"requirements.txt": "six\n", "project.toml": INSTALL_PROJECT})
+    result = cli("detect", app)
+    assert result.returncode == 20, result.stderr
+    assert "install-project is set but there is no pyproject.toml" in result.stderr
+
+
+def test_install_project_must_be_a_boolean(cli: CliRunner, tmp_path: Path) -> None:
+    app = write(tmp_path / "app", {
+        "pyproject.toml": '[project]\nname = "tool"\nversion = "1"\n',
+        "project.toml": INSTALL_PROJECT.replace("install-project = true",
+                                                'install-project = "yes"'),
+    })
+    result = cli("detect", app)
+    assert result.returncode == 11, result.stderr
+    assert "install-project" in result.stderr
