@@ -96,6 +96,7 @@ def install_dependencies(ctx: BuildContext, manifest: Manifest, version: PythonV
     layer = ctx.layer("deps", metadata=deps_metadata(ctx, manifest, version), launch=True)
     if layer.reused:
         ctx.log.info("dependencies unchanged (%s): reusing the deps layer", manifest.kind)
+        keep_pip(ctx)
         return layer
     interpreter = python.require(f"install dependencies from {', '.join(manifest.files)}",
                                  version.source)
@@ -111,6 +112,18 @@ def install_dependencies(ctx: BuildContext, manifest: Manifest, version: PythonV
     move_scripts(site, layer.path / "bin")
     compile_bytecode(ctx, interpreter, site, f"{layer.image_path}/site-packages")
     return layer
+
+
+def keep_pip(ctx: BuildContext) -> None:
+    """Declare the previous build's pip virtualenv again, as it was, without running anything.
+
+    A layer a build does not declare is deleted (and left out of a cache image), so a build
+    that reuses its dependencies would otherwise throw away the venv the next dependency
+    change needs.
+    """
+    previous = ctx.previous.get("pip")
+    if previous is not None:
+        ctx.layer("pip", metadata=previous, cache=True)
 
 
 def pip_python(ctx: BuildContext, interpreter: str, version: PythonVersion) -> str:

@@ -95,6 +95,7 @@ def project_layer(ctx: BuildContext, version: PythonVersion, python: Interpreter
     layer = ctx.layer("project", metadata=metadata, launch=True)
     if layer.reused:
         ctx.log.info("project sources unchanged: reusing the project layer")
+        layers.keep_pip(ctx)
         return layer
     interpreter = python.require("install the project from pyproject.toml", version.source)
     scratch = layer.path / ".export" / "src"

@@ -64,6 +64,11 @@ def test_the_build_runs_the_image_with_no_socket_as_the_test_does() -> None:
     assert build[:2] == ["build", "/workspace/app"]
     assert build[build.index("--image") + 1].startswith("docker://")
     assert build[build.index("--run-image") + 1].startswith("docker://")
+    # The registry cache, as the test's second job uses it: the branch tag is the previous
+    # image, and the cache image sits beside it.
+    branch = build[build.index("--tag") + 1]
+    assert branch.endswith(":main") and build[build.index("--previous-image") + 1] == branch
+    assert build[build.index("--cache-image") + 1].endswith(":build-cache")
 
 
 def test_the_script_and_every_step_pass_shellcheck() -> None:

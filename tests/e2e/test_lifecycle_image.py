@@ -28,6 +28,7 @@ from lifecycle.image.transports.store import Store
 from tests.e2e.conftest import copy_example, tool
 from tests.infra.cli import REPO_ROOT, CliRunner
 from tests.infra.containers import running
+from tests.infra.oci_images import AccessLog
 from tests.infra.services import Registry
 
 if TYPE_CHECKING:
@@ -132,17 +133,29 @@ def _layer_names(doc: dict[str, Any]) -> set[str]:
     return {layer["name"] for layer in doc["layers"]}
 
 
+def _ci_build(image: str, app: Path, repository: str, tag: str, run_image: str
+              ) -> subprocess.CompletedProcess[str]:
+    """One CI job's build, as examples/ci/github-actions.yml runs it: the commit's tag, the
+    branch tag that the next job's previous image is, and the registry cache beside them."""
+    # As a uid the image does not know, as the workflow's `--user` and OpenShift run it.
+    return docker_run(image, "build", "/workspace/app", "--json",
+                      "--image", f"docker://{repository}:{tag}",
+                      "--tag", f"docker://{repository}:main",
+                      "--previous-image", f"docker://{repository}:main",
+                      "--cache-image", f"docker://{repository}:build-cache",
+                      "--run-image", run_image,
+                      mounts=((app, "/workspace/app", "ro"),), user="4321:4321")
+
+
 def test_the_image_builds_a_mounted_tree_and_pushes_it_with_no_docker_socket(
         lifecycle_image: LifecycleImage, run_image: str, registry: Registry,
         docker_client: docker.DockerClient, tmp_path: Path) -> None:
     assert CA_BUNDLE.is_file(), "the host CA bundle is needed to reach PyPI"
     app = _app(tmp_path)
-    target = f"{registry.host}/apps/hello-{secrets.token_hex(3)}:1"
+    repository = f"{registry.host}/apps/hello-{secrets.token_hex(3)}"
+    target = f"{repository}:1"
     started = time.monotonic()
-    # As a uid the image does not know, as the workflow's `--user` and OpenShift run it.
-    result = docker_run(lifecycle_image.name, "build", "/workspace/app", "--json",
-                        "--image", f"docker://{target}", "--run-image", run_image,
-                        mounts=((app, "/workspace/app", "ro"),), user="4321:4321")
+    result = _ci_build(lifecycle_image.name, app, repository, "1", run_image)
     print(f"build in the lifecycle image: {time.monotonic() - started:.1f}s")
     assert result.returncode == 0, result.stderr
     # No engine to run build containers in: pip ran in the lifecycle's own container, and
@@ -151,8 +164,9 @@ def test_the_image_builds_a_mounted_tree_and_pushes_it_with_no_docker_socket(
     assert "Successfully installed six-1.17.0" in result.stderr
     doc = json.loads(result.stdout)
     assert {"hybridless/python/deps", "hybridless/python/shim", "app"} <= _layer_names(doc)
-    (pushed,) = doc["pushed"]
-    assert pushed == f"{target.rsplit(':', 1)[0]}@{doc['digest']}"
+    assert doc["pushed"] == [f"{repository}@{doc['digest']}"]
+    assert doc["previous_image"]["restored"] == []
+    assert doc["cache_image"]["digest"] is not None
 
     # An independent reader sees what was reported, built on the registry's run image.
     inspected = json.loads(tool("skopeo", "inspect", "--tls-verify=false",
@@ -170,6 +184,21 @@ def test_the_image_builds_a_mounted_tree_and_pushes_it_with_no_docker_socket(
         assert body["message"] == "hello, ci"
     finally:
         docker_client.images.remove(target, force=True)
+
+    # The next commit's job, in a new container (an empty store and cache): the previous
+    # image and the cache image bring everything back; pip installs nothing, no blob is sent.
+    log = AccessLog(registry)
+    again = _ci_build(lifecycle_image.name, app, repository, "2", run_image)
+    assert again.returncode == 0, again.stderr
+    assert "Successfully installed" not in again.stderr
+    second = json.loads(again.stdout)
+    assert second["digest"] == doc["digest"]
+    assert "hybridless/python/deps" in second["previous_image"]["restored"]
+    assert second["cache_image"]["digest"] == doc["cache_image"]["digest"]
+    requests = log.requests()
+    assert not [p for m, p, _ in requests if "/blobs/uploads/" in p], requests
+    assert {p.rpartition("/")[2] for m, p, _ in requests
+            if m == "PUT" and "/manifests/" in p} == {"2", "main"}
 
 
 def test_no_arguments_print_the_usage_and_exit_2(lifecycle_image: LifecycleImage) -> None:

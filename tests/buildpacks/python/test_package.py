@@ -48,3 +48,23 @@ def test_a_tree_that_cannot_be_listed_fails_instead_of_packaging_nothing(tmp_pat
 def test_a_file_gone_before_it_is_read_fails_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(BuildpackFailed, match=r"source vanished\.py"):
         sources_digest(tmp_path, ["vanished.py"])
+
+
+def test_a_build_that_reuses_its_dependencies_keeps_the_pip_venv() -> None:
+    """Re-declared as it was, with no command run: an undeclared layer would be deleted and
+    left out of the cache image (tests/e2e/test_lifecycle_image.py shows the image stable)."""
+    from types import SimpleNamespace
+
+    from buildpacks.python import layers
+
+    declared: list[tuple[str, dict[str, object]]] = []
+
+    def layer(name: str, **flags: object) -> None:
+        declared.append((name, flags))
+
+    venv = {"layout": layers.LAYOUT, "python": "3.13.5"}
+    layers.keep_pip(SimpleNamespace(previous={"pip": venv}, layer=layer))  # type: ignore[arg-type]
+    assert declared == [("pip", {"metadata": venv, "cache": True})]
+    declared.clear()
+    layers.keep_pip(SimpleNamespace(previous={}, layer=layer))  # type: ignore[arg-type]
+    assert declared == []
