@@ -12,9 +12,15 @@ same blob as in the app image, so writing it to the app image's registry sends n
 
 Label (canonical JSON)::
 
-    {"version": 1, "note": "...", "stack": ID | null,
+    {"version": 1, "note": "...", "stack": ID | null, "mtime": SECONDS,
      "layers": [{"buildpack", "name", "launch", "build", "cache", "metadata", "executor",
                  "diff_id"}]}
+
+Packing a cache layer costs a read and a compression of all its bytes, so it is skipped when
+nothing in the directory changed: each layer keeps a stat index (:mod:`lifecycle.cache.appindex`'s
+rules) of the files its blob was made from, written when it was packed and also right after
+it was unpacked, so a runner that restored a layer and did not touch it sends the same blob
+back without packing it again.
 
 A cache image that cannot be read, or a layer that does not unpack, is reported and skipped:
 the build rebuilds what it would have restored, so a damaged cache costs time, never
@@ -28,8 +34,11 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from lifecycle.cache import appindex
+from lifecycle.cache.appindex import AppIndex
 from lifecycle.cache.layers import (
     BlobInfo,
     LayerRecord,
@@ -91,10 +100,13 @@ class CacheLabel:
 
     stack: str | None
     layers: tuple[CachedLayer, ...]
+    mtime: int | None = None
+    """The file time the layers were packed with (None: not said)."""
 
     def encode(self) -> str:
         """Canonical JSON text."""
         return canonical({"version": VERSION, "note": NOTE, "stack": self.stack,
+                          "mtime": self.mtime,
                           "layers": [la.to_json() for la in self.layers]}).decode()
 
     @classmethod
@@ -109,7 +121,10 @@ class CacheLabel:
         layers = data["layers"]
         if not isinstance(layers, list):
             raise ValueError("its layers are not a list")
-        return cls(stack, tuple(CachedLayer.from_json(la) for la in layers))
+        mtime = data.get("mtime")
+        if mtime is not None and (not isinstance(mtime, int) or isinstance(mtime, bool)):
+            raise ValueError("its mtime is not an integer")
+        return cls(stack, tuple(CachedLayer.from_json(la) for la in layers), mtime)
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,12 @@ class Written:
 
 
 def restore(found: ReadImage, cache: ProjectCache, group: Iterable[str], stack: str | None,
-            log: logging.Logger) -> Restored:
-    """Unpack the cache image's layers that the cache lacks, with their records."""
+            mtime: int, log: logging.Logger) -> Restored:
+    """Unpack the cache image's layers that the cache lacks, with their records.
+
+    ``mtime`` is this build's file time: a layer packed with the same one is indexed as it
+    is unpacked, so an untouched layer is not packed again at the end.
+    """
     nothing = Restored(str(found.ref), ())
     text = found.image.labels.get(CACHE_LABEL)
     if text is None:
@@ -168,9 +187,17 @@ def restore(found: ReadImage, cache: ProjectCache, group: Iterable[str], stack: 
             found.fetch(blob, cache.blobs)
             dest = cache.layers_dir(layer.buildpack) / layer.name
             cache.drop(layer.buildpack, layer.name)
+            prefix = f"layers/{bp_dirname(layer.buildpack)}/{layer.name}"
             with cache.blobs.open(blob.digest) as stream:
-                unpack(stream, f"layers/{bp_dirname(layer.buildpack)}/{layer.name}", dest,
-                       blob.diff_id)
+                unpack(stream, prefix, dest, blob.diff_id)
+            if label.mtime == mtime and not layer.launch:
+                # Every file was written before this scan starts, so a file whose time is not
+                # older than that was changed since: the index's racy-file rule (which allows
+                # one second of timestamp granularity before its start) must see it.
+                started = appindex.now_ns() + appindex.GRANULARITY_NS
+                _remember(cache, layer.buildpack, layer.name,
+                          _scan(dest, prefix, mtime, started),
+                          BlobInfo(blob.digest, blob.diff_id, blob.size))
         except (LifecycleError, OSError) as error:
             message = error.message if isinstance(error, LifecycleError) else str(error)
             prefix = "refused" if isinstance(error, UnpackRefused) else "failed to restore"
@@ -203,10 +230,7 @@ def assemble(cache: ProjectCache, group: Sequence[str], stack: str | None, platf
                 path = cache.layers_dir(buildpack) / name
                 if not path.is_dir():
                     continue
-                found = tree.scan(path, prefix=f"layers/{bp_dirname(buildpack)}/{name}",
-                                  confine=False)
-                written = tarball.write_layer(found, cache.blobs, mtime=mtime)
-                blob = BlobInfo(written.digest, written.diff_id, written.size)
+                blob = _pack(cache, buildpack, name, path, mtime, log)
             entries.append(CachedLayer(buildpack, name, record.launch, record.build,
                                        record.cache, record.metadata, record.executor,
                                        blob.diff_id))
@@ -217,12 +241,46 @@ def assemble(cache: ProjectCache, group: Sequence[str], stack: str | None, platf
     out = image.append_layers(image.empty(os_name, arch, variant=variant or None), layers,
                               history=[f"hybridless: cache {e.buildpack}/{e.name}"
                                        for e in entries])
-    out = image.with_config(out, labels={CACHE_LABEL: CacheLabel(stack, tuple(entries))
+    out = image.with_config(out, labels={CACHE_LABEL: CacheLabel(stack, tuple(entries), mtime)
                                          .encode()},
                             created=image.created_from_epoch(mtime))
     names = tuple(f"{e.buildpack}/{e.name}" for e in entries)
     log.debug("cache image: %s", ", ".join(names) or "no cache layers")
     return out, names
+
+
+def _scan(path: Path, prefix: str, mtime: int, started_ns: int) -> appindex.Scan:
+    """The stat scan of a cache layer's directory, keyed with what else shapes its blob."""
+    found = tree.scan(path, prefix=prefix, confine=False)
+    key, newest = appindex.scan_key(found, {"prefix": prefix, "mtime": mtime,
+                                            "compressor": tarball.COMPRESSOR})
+    return appindex.Scan(found, started_ns, key, newest)
+
+
+def _index(cache: ProjectCache, buildpack: str, name: str) -> AppIndex:
+    return AppIndex(cache.project_dir / "cache-index" / bp_dirname(buildpack) / f"{name}.json")
+
+
+def _remember(cache: ProjectCache, buildpack: str, name: str, scan: appindex.Scan,
+              blob: BlobInfo) -> None:
+    index = _index(cache, buildpack, name)
+    index.path.parent.mkdir(parents=True, exist_ok=True)
+    index.store(scan, blob)
+
+
+def _pack(cache: ProjectCache, buildpack: str, name: str, path: Path, mtime: int,
+          log: logging.Logger) -> BlobInfo:
+    """The cache layer's blob: the indexed one when no file changed, else packed anew."""
+    prefix = f"layers/{bp_dirname(buildpack)}/{name}"
+    scan = _scan(path, prefix, mtime, appindex.now_ns())
+    known = _index(cache, buildpack, name).lookup(scan)
+    if known is not None and cache.blobs.has(known.digest):
+        log.debug("cache layer %s/%s unchanged: not packed again", buildpack, name)
+        return known
+    written = tarball.write_layer(scan.entries, cache.blobs, mtime=mtime)
+    blob = BlobInfo(written.digest, written.diff_id, written.size)
+    _remember(cache, buildpack, name, scan, blob)
+    return blob
 
 
 def write(ref: Reference, cache: ProjectCache, group: Sequence[str], stack: str | None,

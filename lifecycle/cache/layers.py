@@ -187,9 +187,12 @@ class ProjectCache:
                      durable=False)
 
     def drop(self, buildpack_id: str, name: str) -> None:
-        """Forget a layer: record first, then files (the crash-safe order)."""
+        """Forget a layer: record first, then files (the crash-safe order), then the stat
+        index its cache image packing keeps (lifecycle.cache.cacheimage)."""
         self.record_path(buildpack_id, name).unlink(missing_ok=True)
         shutil.rmtree(self.layers_dir(buildpack_id) / name, ignore_errors=True)
+        (self.project_dir / "cache-index" / bp_dirname(buildpack_id) / f"{name}.json").unlink(
+            missing_ok=True)
 
     # -- the LayerProvider protocol --------------------------------------------------------
 
@@ -299,7 +302,8 @@ def temp_dirs(root: Path) -> list[Path]:
     # ecr-tokens: lifecycle.ecr.credentials caches registry tokens there (same temp names).
     return [root, root / "blobs", root / "blobs" / "sha256", root / "receipts",
             root / "ecr-tokens",
-            *projects, *(d for p in projects for d in _children(p / "layers"))]
+            *projects, *(d for p in projects for d in _children(p / "layers")),
+            *(d for p in projects for d in _children(p / "cache-index"))]
 
 
 def collect(root: Path) -> GcReport:

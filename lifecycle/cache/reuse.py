@@ -70,7 +70,7 @@ def previous_reference(given: str | None, dest: Reference, per_function: bool
 
 
 def restore(previous_ref: Reference | None, cache_ref: Reference | None, project: ProjectCache,
-            group: Sequence[str], stack: str | None, platform: str,
+            group: Sequence[str], stack: str | None, platform: str, mtime: int,
             registry: RegistryOptions | None, log: logging.Logger) -> Reuse:
     """Restore records from the cache image, then from the previous image.
 
@@ -81,7 +81,8 @@ def restore(previous_ref: Reference | None, cache_ref: Reference | None, project
     if cache_ref is not None:
         found = remote.read(cache_ref, platform=platform, registry=registry,
                             into=project.blobs, what="cache image", log=log)
-        cached = (cacheimage.restore(found, project, group, stack, log) if found is not None
+        cached = (cacheimage.restore(found, project, group, stack, mtime, log)
+                  if found is not None
                   else Restored(str(cache_ref), ()))
     if previous_ref is not None:
         found = remote.read(previous_ref, platform=platform, registry=registry,

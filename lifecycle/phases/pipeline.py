@@ -198,7 +198,7 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
                         executor, host_base):
                 restoring = time.monotonic()
                 reuse = reuse_mod.restore(previous_ref, cache_ref, project, group, stack,
-                                          base.platform, reading, log)
+                                          base.platform, mtime, reading, log)
                 if previous_ref is not None or cache_ref is not None:
                     timings["restore"] = time.monotonic() - restoring
                 built = build(app_dir, desc, outcome, project, executor=executor,

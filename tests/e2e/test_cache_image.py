@@ -68,6 +68,9 @@ class CountingBuildpack:
             ).st_ino
             assert os.access(tools.path / "bin" / "run", os.X_OK)
             self._count("tools hit")
+            if ctx.exists("grow.txt"):
+                # A cache a build adds to while reusing it, as package managers do.
+                (tools.path / "downloads").write_text((ctx.app_dir / "grow.txt").read_text())
         else:
             (tools.path / "bin").mkdir()
             (tools.path / "bin" / "tool").write_text("tool v1")
@@ -246,3 +249,37 @@ def test_an_unreadable_label_is_ignored(
                for r in caplog.records)
     # The build then wrote a sound cache image over it.
     assert doc["cache_image"]["digest"] is not None
+
+
+def test_an_untouched_restored_layer_is_not_packed_again_and_a_changed_one_is(
+    app: Path, base: str, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repo = f"{registry.host}/grow-{secrets.token_hex(3)}"
+    cache_image = f"docker://{repo}:cache"
+    counter = tmp_path / "counter"
+    first = build(app, tmp_path / "one", counter, monkeypatch, image=f"oci:{tmp_path / 'a'}:1",
+                  run_image=base, cache_image=cache_image)
+    with caplog.at_level(logging.DEBUG, logger="test.cache_image"):
+        second = build(app, tmp_path / "two", counter, monkeypatch,
+                       image=f"oci:{tmp_path / 'b'}:1", run_image=base, cache_image=cache_image)
+    assert "cache layer test/cache/tools unchanged: not packed again" in caplog.text
+    assert second["cache_image"]["digest"] == first["cache_image"]["digest"]
+
+    # The buildpack adds to the restored cache: it is packed again, and the next runner
+    # gets the addition.
+    (app / "grow.txt").write_text("one more download")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="test.cache_image"):
+        third = build(app, tmp_path / "three", counter, monkeypatch,
+                      image=f"oci:{tmp_path / 'c'}:1", run_image=base, cache_image=cache_image)
+    assert "test/cache/tools unchanged" not in caplog.text
+    assert third["cache_image"]["digest"] != first["cache_image"]["digest"]
+    (app / "grow.txt").unlink()
+    counter.write_text("")
+    build(app, tmp_path / "four", counter, monkeypatch, image=f"oci:{tmp_path / 'd'}:1",
+          run_image=base, cache_image=cache_image)
+    assert counter.read_text().split("\n")[0] == "tools hit"
+    restored = next((tmp_path / "four" / "cache" / "projects").glob(
+        "*/layers/test_cache/tools/downloads"))
+    assert restored.read_text() == "one more download"
