@@ -176,6 +176,11 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         previous_ref = publish.previous_of_functions(dest, function_tags, registry, desc,
                                                      outcome.functions)
     cache_ref = reference.parse(options.cache_image) if options.cache_image else None
+    if cache_ref is not None and str(cache_ref) in {str(ref) for ref in (dest, *tags)}:
+        raise UsageError(f"failed to use --cache-image {cache_ref}: the image itself is "
+                         "written there, and the cache image would replace it",
+                         hint="give the cache image a tag of its own, such as "
+                              "REPOSITORY:build-cache")
     chosen = runbase.choose_base(runbase.BaseOptions(options.run_image, options.stack,
                                                      options.platform, options.registry),
                                  desc, outcome, log)

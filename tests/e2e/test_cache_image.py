@@ -283,3 +283,21 @@ def test_an_untouched_restored_layer_is_not_packed_again_and_a_changed_one_is(
     restored = next((tmp_path / "four" / "cache" / "projects").glob(
         "*/layers/test_cache/tools/downloads"))
     assert restored.read_text() == "one more download"
+
+
+def test_a_cache_image_in_place_of_the_image_is_a_usage_error(
+    app: Path, base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lifecycle.errors import UsageError
+
+    out = f"oci:{tmp_path / 'out'}:1"
+    for image, cache_image, tags in ((out, out, ()), (out, f"oci:{tmp_path / 't'}:2",
+                                                      (f"oci:{tmp_path / 't'}:2",))):
+        monkeypatch.setenv("HYBRIDLESS_HOME", str(tmp_path / "home"))
+        inputs = Inputs(app_dir=app, buildpacks=("test/cache",), cache_dir=tmp_path / "cache",
+                        plugins=(Plugin(CountingBuildpack(tmp_path / "counter")),))
+        options = BuildInputs(image=image, run_image=base, cache_image=cache_image,
+                              tags=tags, executor="local")
+        with pytest.raises(UsageError, match="would replace it"):
+            run_build(inputs, options, log)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "counter").exists()
