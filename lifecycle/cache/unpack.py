@@ -102,19 +102,23 @@ def _extract(blob: BinaryIO, prefix: str, root: Path) -> str:
             # Read to the end: the DiffID covers the tar's padding blocks too.
             while hashing.read(1 << 20):
                 pass
-            for rel, target, symbolic in links:
+            # Hard links first, while the tree holds no symlink at all: a link's source is
+            # then a file of the layer or nothing, never a host file reached through a link.
+            for rel, target, symbolic in sorted(links, key=lambda link: link[2]):
                 parent = _make_dirs(root, posixpath.dirname(rel), 0o755)
                 path = parent / posixpath.basename(rel)
                 if os.path.lexists(path):
                     raise UnpackRefused(f"{rel!r} appears twice")
                 if symbolic:
                     os.symlink(target, path)
-                else:
-                    source = root / target
-                    if not source.is_file() or source.is_symlink():
-                        raise UnpackRefused(f"{rel!r} is a hard link to {target!r}, which is "
-                                            "not a file of the layer")
-                    os.link(source, path, follow_symlinks=False)
+                    continue
+                source = root / target
+                real = os.path.realpath(source)
+                if not os.path.lexists(source) or not stat.S_ISREG(os.lstat(source).st_mode) \
+                        or real != os.path.join(os.path.realpath(root), *_parts(target)):
+                    raise UnpackRefused(f"{rel!r} is a hard link to {target!r}, which is "
+                                        "not a file of the layer")
+                os.link(source, path, follow_symlinks=False)
             return "sha256:" + hashing.hasher.hexdigest()
     except (OSError, tarfile.TarError, EOFError, zlib.error) as error:
         if isinstance(error, UnpackRefused):

@@ -81,6 +81,11 @@ def test_round_trip_gives_the_same_layer(tmp_path: Path) -> None:
     ([_special(f"{PREFIX}/h", tarfile.LNKTYPE, "etc/shadow")], "outside"),
     ([_special(f"{PREFIX}/s", tarfile.SYMTYPE, "/etc/shadow"),
       _special(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/s")], "not a file of the layer"),
+    ([_special(f"{PREFIX}/etc", tarfile.SYMTYPE, "/etc"),
+      _special(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/etc/hostname")],
+     "not a file of the layer"),
+    ([_special(f"{PREFIX}/gone", tarfile.LNKTYPE, f"{PREFIX}/missing")],
+     "not a file of the layer"),
     ([_special(f"{PREFIX}/fifo", tarfile.FIFOTYPE)], "not a file, directory or link"),
     ([_special(f"{PREFIX}/dev", tarfile.CHRTYPE)], "not a file, directory or link"),
 ])
