@@ -41,10 +41,13 @@ def unpack(blob: BinaryIO, prefix: str, dest: Path, diff_id: str) -> None:
     """Extract the gzip layer ``blob`` whose entries live under ``prefix`` into ``dest``.
 
     ``dest`` must not exist; it appears only when the whole layer was extracted and its
-    DiffID matched. Raises :class:`UnpackRefused` (nothing left behind) otherwise.
+    DiffID matched. Raises :class:`UnpackRefused` (nothing left behind) otherwise. The caller
+    holds the project's lock, so a half-unpacked directory beside ``dest`` is a killed
+    build's, and is removed first.
     """
+    for stale in dest.parent.glob(f".unpacking-{dest.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     temp = dest.with_name(f".unpacking-{dest.name}-{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(mode=0o755)
     try:
         actual = _extract(blob, prefix.strip("/"), temp)

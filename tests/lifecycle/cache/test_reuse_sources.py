@@ -113,6 +113,18 @@ def test_a_diff_id_mismatch_or_a_broken_stream_is_refused(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_unpack_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
+    blob, diff_id = _tar(_file(f"{PREFIX}/a", b"new"))
+    dest = tmp_path / "tools"
+    # What a build killed mid-unpack leaves: a half-written directory named by its pid.
+    stale = tmp_path / ".unpacking-tools-99999999"
+    stale.mkdir()
+    (stale / "half").write_text("half")
+    unpack(io.BytesIO(blob), PREFIX, dest, diff_id)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tools"]
+    assert (dest / "a").read_text() == "new"
+
+
 def test_setuid_bits_are_dropped(tmp_path: Path) -> None:
     blob, diff_id = _tar(_file(f"{PREFIX}/suid", mode=0o4755))
     dest = tmp_path / "tools"
