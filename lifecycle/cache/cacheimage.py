@@ -35,7 +35,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle.cache import appindex
 from lifecycle.cache.appindex import AppIndex
@@ -53,6 +53,9 @@ from lifecycle.errors import LifecycleError
 from lifecycle.image import image, tarball, transports, tree
 from lifecycle.image.reference import Reference
 from lifecycle.jsonutil import dumps as canonical
+
+if TYPE_CHECKING:
+    from lifecycle.image.transports.registry import RegistryOptions
 
 CACHE_LABEL = "io.hybridless.cache"
 VERSION = 1
@@ -129,17 +132,12 @@ class CacheLabel:
 
 @dataclass(frozen=True)
 class Written:
-    """The cache image a build wrote (``build --json``'s ``cache_image``)."""
+    """The cache image a build wrote, or why it could not."""
 
     image: str
     digest: str | None
     layers: tuple[str, ...]
     error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return {"image": self.image, "digest": self.digest, "layers": list(self.layers),
-                **({"error": self.error} if self.error else {})}
 
 
 def restore(found: ReadImage, cache: ProjectCache, group: Iterable[str], stack: str | None,
@@ -284,7 +282,8 @@ def _pack(cache: ProjectCache, buildpack: str, name: str, path: Path, mtime: int
 
 
 def write(ref: Reference, cache: ProjectCache, group: Sequence[str], stack: str | None,
-          platform: str, mtime: int, registry: Any, log: logging.Logger) -> Written:
+          platform: str, mtime: int, registry: RegistryOptions | None,
+          log: logging.Logger) -> Written:
     """Write the cache image to ``ref``; a failure is reported, not raised (the app image
     is written already, and the next build only loses time)."""
     try:

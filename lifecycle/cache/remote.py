@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lifecycle.errors import BaseImageNotFound
 from lifecycle.image import image as model
 from lifecycle.image import transports
 from lifecycle.image.blobs import CHUNK, BlobDir
 from lifecycle.image.reference import Reference
+
+if TYPE_CHECKING:
+    from lifecycle.image.transports.registry import RegistryOptions
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,13 @@ class ReadImage:
             into.put_stream(iter(lambda: stream.read(CHUNK), b""), layer.digest)
 
 
-def read(ref: Reference, *, platform: str | None, registry: Any, into: BlobDir,
-         what: str, log: logging.Logger) -> ReadImage | None:
+def read(ref: Reference, *, platform: str | None, registry: RegistryOptions | None,
+         into: BlobDir, what: str, log: logging.Logger) -> ReadImage | None:
     """The image ``ref`` names, or None (logged) when it does not exist."""
     if ref.transport == "docker":
-        from lifecycle.image.transports.registry import RegistryOptions, name_of, read_lazy
+        from lifecycle.image.transports.registry import name_of, read_lazy
 
-        found = read_lazy(ref, platform, into, registry or RegistryOptions())
+        found = read_lazy(ref, platform, into, registry)
         if found is None:
             log.info("%s %s does not exist yet: nothing to reuse", what, ref)
             return None

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lifecycle.cache import cacheimage, previous, remote
 from lifecycle.cache.cacheimage import Written
@@ -20,6 +20,7 @@ from lifecycle.cache.layers import BlobInfo, ProjectCache
 from lifecycle.cache.previous import Restored
 from lifecycle.image.image import BlobSource
 from lifecycle.image.reference import Reference, parse
+from lifecycle.phases.report import ReportedCache, ReportedPrevious
 
 if TYPE_CHECKING:
     from lifecycle.image.transports.registry import RegistryOptions
@@ -37,22 +38,22 @@ class Reuse:
     written: Written | None = None
     """The cache image, once written."""
 
-    def previous_json(self) -> dict[str, Any] | None:
-        """``build --json``'s ``previous_image``."""
+    def reported_previous(self) -> ReportedPrevious | None:
+        """The report's ``previous_image``."""
         if self.previous is None:
             return None
-        return {"image": self.previous.image, "restored": list(self.previous.layers)}
+        return ReportedPrevious(self.previous.image, self.previous.layers)
 
-    def cache_json(self) -> dict[str, Any] | None:
-        """``build --json``'s ``cache_image``."""
+    def reported_cache(self) -> ReportedCache | None:
+        """The report's ``cache_image``."""
         if self.cache_image is None:
             return None
         written = self.written
-        return {"image": str(self.cache_image),
-                "restored": list(self.cached.layers) if self.cached is not None else [],
-                "digest": written.digest if written is not None else None,
-                "layers": list(written.layers) if written is not None else [],
-                **({"error": written.error} if written is not None and written.error else {})}
+        return ReportedCache(str(self.cache_image),
+                             self.cached.layers if self.cached is not None else (),
+                             written.digest if written is not None else None,
+                             written.layers if written is not None else (),
+                             written.error if written is not None else None)
 
 
 def previous_reference(given: str | None, dest: Reference, per_function: bool

@@ -269,8 +269,8 @@ def run_build(inputs: Inputs, options: BuildInputs, log: logging.Logger,
         timings={k: round(v, 3) for k, v in timings.items()},
         pushed=pushed,
         dockerfile=planned.record if planned is not None else None,
-        previous_image=reuse.previous_json(),
-        cache_image=reuse.cache_json(),
+        previous_image=reuse.reported_previous(),
+        cache_image=reuse.reported_cache(),
     )
     if planned is not None:
         # The engine's state (its FROM images) is not observed: no receipt may answer for it.

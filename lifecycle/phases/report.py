@@ -40,6 +40,47 @@ class ReportedProcess(NamedTuple):
     default: bool
 
 
+class ReportedPrevious(NamedTuple):
+    """``build --json``'s ``previous_image``: the image read and the layer records it gave."""
+
+    image: str
+    restored: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"image": self.image, "restored": list(self.restored)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReportedPrevious:
+        """Parse :meth:`to_json`'s output."""
+        return cls(str(data["image"]), tuple(str(n) for n in data["restored"]))
+
+
+class ReportedCache(NamedTuple):
+    """``build --json``'s ``cache_image``: what came back from it and what was written."""
+
+    image: str
+    restored: tuple[str, ...]
+    digest: str | None
+    """None when it was not written (``error`` says why)."""
+    layers: tuple[str, ...]
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"image": self.image, "restored": list(self.restored), "digest": self.digest,
+                "layers": list(self.layers), **({"error": self.error} if self.error else {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReportedCache:
+        """Parse :meth:`to_json`'s output."""
+        digest, error = data.get("digest"), data.get("error")
+        return cls(str(data["image"]), tuple(str(n) for n in data["restored"]),
+                   str(digest) if digest is not None else None,
+                   tuple(str(n) for n in data["layers"]),
+                   str(error) if error is not None else None)
+
+
 class BuildReport(NamedTuple):
     """What one ``build`` produced: where, which digests, which layers and processes, how fast."""
 
@@ -56,10 +97,10 @@ class BuildReport(NamedTuple):
     """Registry references written, pinned by digest (``HOST/REPO@sha256:…``)."""
     dockerfile: Mapping[str, str] | None = None
     """``{"mode", "path"}`` when a custom Dockerfile took part (docs/reference.md §7)."""
-    previous_image: Mapping[str, Any] | None = None
-    """``{"image", "restored"}``: the previous image read and the layer records it gave."""
-    cache_image: Mapping[str, Any] | None = None
-    """``{"image", "restored", "digest", "layers"[, "error"]}`` with ``--cache-image``."""
+    previous_image: ReportedPrevious | None = None
+    """Set when a previous image was read."""
+    cache_image: ReportedCache | None = None
+    """Set with ``--cache-image``."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``build --json`` document."""
@@ -74,8 +115,9 @@ class BuildReport(NamedTuple):
             "unchanged": self.unchanged,
             **({"pushed": list(self.pushed)} if self.pushed else {}),
             **({"dockerfile": dict(self.dockerfile)} if self.dockerfile else {}),
-            **({"previous_image": dict(self.previous_image)} if self.previous_image else {}),
-            **({"cache_image": dict(self.cache_image)} if self.cache_image else {}),
+            **({"previous_image": self.previous_image.to_json()} if self.previous_image
+               else {}),
+            **({"cache_image": self.cache_image.to_json()} if self.cache_image else {}),
         }
 
     @classmethod
@@ -94,8 +136,10 @@ class BuildReport(NamedTuple):
             pushed=tuple(str(r) for r in data.get("pushed") or ()),
             dockerfile=({str(k): str(v) for k, v in data["dockerfile"].items()}
                         if data.get("dockerfile") else None),
-            previous_image=data.get("previous_image"),
-            cache_image=data.get("cache_image"),
+            previous_image=(ReportedPrevious.from_json(data["previous_image"])
+                            if data.get("previous_image") else None),
+            cache_image=(ReportedCache.from_json(data["cache_image"])
+                         if data.get("cache_image") else None),
         )
 
     def answered_from_receipt(self, seconds: float) -> BuildReport:
