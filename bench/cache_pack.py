@@ -25,7 +25,7 @@ from pathlib import Path
 from _common import median, ratio, seconds, table
 
 from lifecycle.cache import cacheimage
-from lifecycle.cache.layers import LayerRecord, ProjectCache, bp_dirname
+from lifecycle.cache.layers import LayerRecord, ProjectCache
 
 BUILDPACK = "bench/cache"
 
@@ -57,7 +57,7 @@ def main() -> int:
         layer.mkdir()
         fill(layer, args.mb)
         cache.write_record(LayerRecord(BUILDPACK, "downloads", False, False, True, {"v": 1}))
-        index = (cache.project_dir / "cache-index" / bp_dirname(BUILDPACK) / "downloads.json")
+        index = cache.pack_index_path(BUILDPACK, "downloads")
         # Files younger than a second count as possibly still changing: let them age.
         time.sleep(1.5)
         runs: dict[str, list[float]] = {"pack": [], "index": []}

@@ -65,22 +65,23 @@ NOTE = ("build cache of hybridless-lifecycle (build --cache-image): cache layers
 
 @dataclass(frozen=True)
 class CachedLayer:
-    """One layer of the cache image: its record, and the DiffID of its blob."""
+    """One layer of the cache image: the record it restores, and the DiffID of its blob."""
 
-    buildpack: str
-    name: str
-    launch: bool
-    build: bool
-    cache: bool
-    metadata: Mapping[str, Any]
-    executor: str
+    record: LayerRecord
+    """Flags, metadata and executor; no blob (the image's layer is the blob)."""
     diff_id: str
+
+    @property
+    def label_name(self) -> str:
+        """``<buildpack-id>/<layer>``."""
+        return f"{self.record.buildpack}/{self.record.name}"
 
     def to_json(self) -> dict[str, Any]:
         """The label's layer object."""
-        return {"buildpack": self.buildpack, "name": self.name, "launch": self.launch,
-                "build": self.build, "cache": self.cache, "metadata": dict(self.metadata),
-                "executor": self.executor, "diff_id": self.diff_id}
+        r = self.record
+        return {"buildpack": r.buildpack, "name": r.name, "launch": r.launch,
+                "build": r.build, "cache": r.cache, "metadata": dict(r.metadata),
+                "executor": r.executor, "diff_id": self.diff_id}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CachedLayer:
@@ -94,7 +95,8 @@ class CachedLayer:
             raise ValueError("a layer's flags must be booleans and its names strings")
         if not isinstance(metadata, Mapping):
             raise ValueError(f"layer {name!r} has metadata that is not an object")
-        return cls(buildpack, name, launch, build, cache, metadata, executor, diff_id)
+        return cls(LayerRecord(buildpack, name, launch, build, cache, dict(metadata),
+                               executor=executor), diff_id)
 
 
 @dataclass(frozen=True)
@@ -167,46 +169,43 @@ def restore(found: ReadImage, cache: ProjectCache, group: Iterable[str], stack: 
     blobs = found.layer_by_diff_id()
     restored: list[str] = []
     for layer in label.layers:
-        where = f"{layer.buildpack}/{layer.name}"
-        if layer.buildpack not in members or not layer.cache:
+        record, where = layer.record, layer.label_name
+        if record.buildpack not in members or not record.cache:
             continue
-        if not valid_layer_name(layer.name):
+        if not valid_layer_name(record.name):
             log.warning("cache image %s names a layer %r: not a layer name; ignored",
                         found.ref, where)
             continue
-        if cache.read_record(layer.buildpack, layer.name) is not None:
+        if cache.read_record(record.buildpack, record.name) is not None:
             continue  # what this machine built last wins
         blob = blobs.get(layer.diff_id)
         if blob is None:
             log.warning("cache image %s: layer %s has DiffID %s, not one of the image's "
                         "layers; ignored", found.ref, where, layer.diff_id)
             continue
+        info = BlobInfo(blob.digest, blob.diff_id, blob.size)
         try:
             found.fetch(blob, cache.blobs)
-            dest = cache.layers_dir(layer.buildpack) / layer.name
-            cache.drop(layer.buildpack, layer.name)
-            prefix = f"layers/{bp_dirname(layer.buildpack)}/{layer.name}"
+            dest = cache.layers_dir(record.buildpack) / record.name
+            cache.drop(record.buildpack, record.name)
+            prefix = f"layers/{bp_dirname(record.buildpack)}/{record.name}"
             with cache.blobs.open(blob.digest) as stream:
                 unpack(stream, prefix, dest, blob.diff_id)
-            if label.mtime == mtime and not layer.launch:
+            if label.mtime == mtime and not record.launch:
                 # Every file was written before this scan starts, so a file whose time is not
                 # older than that was changed since: the index's racy-file rule (which allows
                 # one second of timestamp granularity before its start) must see it.
                 started = appindex.now_ns() + appindex.GRANULARITY_NS
-                _remember(cache, layer.buildpack, layer.name,
-                          _scan(dest, prefix, mtime, started),
-                          BlobInfo(blob.digest, blob.diff_id, blob.size))
+                _remember(cache, record.buildpack, record.name,
+                          _scan(dest, prefix, mtime, started), info)
         except (LifecycleError, OSError) as error:
             message = error.message if isinstance(error, LifecycleError) else str(error)
             prefix = "refused" if isinstance(error, UnpackRefused) else "failed to restore"
             log.warning("cache image %s: %s layer %s: %s; it is rebuilt", found.ref, prefix,
                         where, message)
             continue
-        cache.write_record(LayerRecord(
-            layer.buildpack, layer.name, layer.launch, layer.build, layer.cache,
-            dict(layer.metadata),
-            BlobInfo(blob.digest, blob.diff_id, blob.size) if layer.launch else None,
-            layer.executor))
+        # A launch layer's blob is the app image's: keep it, as a local build would.
+        cache.write_record(dataclasses.replace(record, blob=info if record.launch else None))
         restored.append(where)
     if restored:
         log.info("restored %d cache layer(s) from %s: %s", len(restored), found.ref,
@@ -229,20 +228,18 @@ def assemble(cache: ProjectCache, group: Sequence[str], stack: str | None, platf
                 if not path.is_dir():
                     continue
                 blob = _pack(cache, buildpack, name, path, mtime, log)
-            entries.append(CachedLayer(buildpack, name, record.launch, record.build,
-                                       record.cache, record.metadata, record.executor,
+            entries.append(CachedLayer(dataclasses.replace(record, blob=None, origin=None),
                                        blob.diff_id))
             layers.append(image.Layer(blob.digest, blob.diff_id, blob.size,
                                       tarball.Blob.media_type, cache.blobs))
     os_name, _, rest = platform.partition("/")
     arch, _, variant = rest.partition("/")
     out = image.append_layers(image.empty(os_name, arch, variant=variant or None), layers,
-                              history=[f"hybridless: cache {e.buildpack}/{e.name}"
-                                       for e in entries])
+                              history=[f"hybridless: cache {e.label_name}" for e in entries])
     out = image.with_config(out, labels={CACHE_LABEL: CacheLabel(stack, tuple(entries), mtime)
                                          .encode()},
                             created=image.created_from_epoch(mtime))
-    names = tuple(f"{e.buildpack}/{e.name}" for e in entries)
+    names = tuple(e.label_name for e in entries)
     log.debug("cache image: %s", ", ".join(names) or "no cache layers")
     return out, names
 
@@ -256,7 +253,7 @@ def _scan(path: Path, prefix: str, mtime: int, started_ns: int) -> appindex.Scan
 
 
 def _index(cache: ProjectCache, buildpack: str, name: str) -> AppIndex:
-    return AppIndex(cache.project_dir / "cache-index" / bp_dirname(buildpack) / f"{name}.json")
+    return AppIndex(cache.pack_index_path(buildpack, name))
 
 
 def _remember(cache: ProjectCache, buildpack: str, name: str, scan: appindex.Scan,

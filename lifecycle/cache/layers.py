@@ -40,6 +40,7 @@ from lifecycle.image.transports.store import GcReport  # one report for store an
 
 RECORD_VERSION = 1
 APP_INDEX = "app-index.json"
+PACK_INDEX = "cache-index"
 LOCAL_EXECUTOR = "local"
 
 
@@ -191,8 +192,11 @@ class ProjectCache:
         index its cache image packing keeps (lifecycle.cache.cacheimage)."""
         self.record_path(buildpack_id, name).unlink(missing_ok=True)
         shutil.rmtree(self.layers_dir(buildpack_id) / name, ignore_errors=True)
-        (self.project_dir / "cache-index" / bp_dirname(buildpack_id) / f"{name}.json").unlink(
-            missing_ok=True)
+        self.pack_index_path(buildpack_id, name).unlink(missing_ok=True)
+
+    def pack_index_path(self, buildpack_id: str, name: str) -> Path:
+        """Where the stat index of a cache layer's packed blob lives (cache.cacheimage)."""
+        return self.project_dir / PACK_INDEX / bp_dirname(buildpack_id) / f"{name}.json"
 
     # -- the LayerProvider protocol --------------------------------------------------------
 
@@ -303,7 +307,7 @@ def temp_dirs(root: Path) -> list[Path]:
     return [root, root / "blobs", root / "blobs" / "sha256", root / "receipts",
             root / "ecr-tokens",
             *projects, *(d for p in projects for d in _children(p / "layers")),
-            *(d for p in projects for d in _children(p / "cache-index"))]
+            *(d for p in projects for d in _children(p / PACK_INDEX))]
 
 
 def collect(root: Path) -> GcReport:
