@@ -39,6 +39,15 @@ def tool(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def pushed_base(registry_host: str, base_ref: str) -> str:
+    """``base_ref`` copied by skopeo (an independent client) to a fresh registry repository."""
+    import secrets
+
+    ref = f"docker://{registry_host}/base-{secrets.token_hex(3)}/busybox:1"
+    tool("skopeo", "copy", "--dest-tls-verify=false", base_ref, ref)
+    return ref
+
+
 @pytest.fixture
 def hello_app(tmp_path: Path) -> Path:
     """A copy of the Procfile example app."""

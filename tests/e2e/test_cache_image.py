@@ -7,8 +7,6 @@ registry, and skopeo (an independent client) checks what it is.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
@@ -26,16 +24,17 @@ from lifecycle.hookspecs import (
     DetectContext,
     DetectResult,
     Process,
-    hookimpl,
 )
 from lifecycle.image import image as model
 from lifecycle.image import reference, transports
 from lifecycle.image.blobs import digest_of
 from lifecycle.phases.pipeline import BuildInputs, Inputs, run_build
-from tests.e2e.conftest import tool
+from lifecycle.testing import InlinePlugin
+from tests.e2e.conftest import pushed_base, tool
 from tests.infra.images import BaseImage
 from tests.infra.oci_images import AccessLog
 from tests.infra.services import Registry
+from tests.infra.tars import Entry, file_entry, gzip_layer, special_entry
 
 log = logging.getLogger("test.cache_image")
 
@@ -91,15 +90,6 @@ class CountingBuildpack:
                                               defaults={"OUT": out.image_path}),))
 
 
-class Plugin:
-    def __init__(self, bp: Any) -> None:
-        self.bp = bp
-
-    @hookimpl
-    def hybridless_buildpacks(self) -> list[Any]:
-        return [self.bp]
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
     app = tmp_path / "app"
@@ -110,9 +100,7 @@ def app(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def base(registry: Registry, busybox_base: BaseImage) -> str:
-    ref = f"docker://{registry.host}/base-{secrets.token_hex(3)}/busybox:1"
-    tool("skopeo", "copy", "--dest-tls-verify=false", busybox_base.ref, ref)
-    return ref
+    return pushed_base(registry.host, busybox_base.ref)
 
 
 def build(app: Path, runner: Path, counter: Path, monkeypatch: pytest.MonkeyPatch, *,
@@ -120,7 +108,7 @@ def build(app: Path, runner: Path, counter: Path, monkeypatch: pytest.MonkeyPatc
     """One build on a machine whose store and cache start as ``runner`` has them."""
     monkeypatch.setenv("HYBRIDLESS_HOME", str(runner / "home"))
     inputs = Inputs(app_dir=app, buildpacks=("test/cache",), cache_dir=runner / "cache",
-                    plugins=(Plugin(CountingBuildpack(counter)),))
+                    plugins=(InlinePlugin([CountingBuildpack(counter)]),))
     options = BuildInputs(image=image, run_image=run_image, cache_image=cache_image,
                           executor="local")
     return run_build(inputs, options, log).to_json()
@@ -165,16 +153,11 @@ def test_cache_layers_come_back_on_an_empty_machine(
     assert counter.read_text().split("\n")[:2] == ["tools miss", "out miss"]
 
 
-def _hostile_cache(registry: Registry, entries: list[tuple[tarfile.TarInfo, bytes | None]],
+def _hostile_cache(registry: Registry, entries: list[Entry],
                    *, name: str = "tools") -> str:
     """A cache image whose label lists ``test/cache/<name>`` over a hand-made layer."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    plain = raw.getvalue()
-    blob = gzip.compress(plain, mtime=0)
-    layer = model.Layer(digest_of(blob), digest_of(plain), len(blob), model.OCI_LAYER_GZIP,
+    blob, diff_id = gzip_layer(*entries)
+    layer = model.Layer(digest_of(blob), diff_id, len(blob), model.OCI_LAYER_GZIP,
                         model.BytesSource.of(blob))
     label = {"version": 1, "note": "x", "stack": None, "layers": [
         {"buildpack": "test/cache", "name": name, "launch": False, "build": True,
@@ -187,38 +170,22 @@ def _hostile_cache(registry: Registry, entries: list[tuple[tarfile.TarInfo, byte
     return ref
 
 
-def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    return info, data
-
-
-def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info, None
-
-
 @pytest.mark.parametrize("entries", [
-    pytest.param([_file("layers/test_cache/tools/../../../escaped")], id="dot-dot"),
-    pytest.param([_file("/escaped")], id="absolute"),
-    pytest.param([_file("layers/test_cache/other/escaped")], id="another-layer"),
-    pytest.param([_link("layers/test_cache/tools/bin", "/tmp"),
-                  _file("layers/test_cache/tools/bin/escaped")], id="write-through-symlink"),
-    pytest.param([_link("layers/test_cache/tools/hard", "etc/passwd", tarfile.LNKTYPE)],
+    pytest.param([file_entry("layers/test_cache/tools/../../../escaped")], id="dot-dot"),
+    pytest.param([file_entry("/escaped")], id="absolute"),
+    pytest.param([file_entry("layers/test_cache/other/escaped")], id="another-layer"),
+    pytest.param([special_entry("layers/test_cache/tools/bin", tarfile.SYMTYPE, "/tmp"),
+                  file_entry("layers/test_cache/tools/bin/escaped")], id="write-through-symlink"),
+    pytest.param([special_entry("layers/test_cache/tools/hard", tarfile.LNKTYPE, "etc/passwd")],
                  id="hardlink-out"),
-    pytest.param([(tarfile.TarInfo("layers/test_cache/tools/dev"), None)], id="not-a-file"),
+    pytest.param([special_entry("layers/test_cache/tools/dev", tarfile.CHRTYPE)],
+                 id="not-a-file"),
 ])
 def test_a_hostile_cache_layer_is_refused_and_rebuilt(
-    entries: list[tuple[tarfile.TarInfo, bytes | None]], app: Path, base: str,
+    entries: list[Entry], app: Path, base: str,
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    for info, _ in entries:
-        if info.name.endswith("/dev"):
-            info.type = tarfile.CHRTYPE
     cache_image = _hostile_cache(registry, entries)
     counter = tmp_path / "counter"
     with caplog.at_level(logging.WARNING):
@@ -295,7 +262,7 @@ def test_a_cache_image_in_place_of_the_image_is_a_usage_error(
                                                       (f"oci:{tmp_path / 't'}:2",))):
         monkeypatch.setenv("HYBRIDLESS_HOME", str(tmp_path / "home"))
         inputs = Inputs(app_dir=app, buildpacks=("test/cache",), cache_dir=tmp_path / "cache",
-                        plugins=(Plugin(CountingBuildpack(tmp_path / "counter")),))
+                        plugins=(InlinePlugin([CountingBuildpack(tmp_path / "counter")]),))
         options = BuildInputs(image=image, run_image=base, cache_image=cache_image,
                               tags=tags, executor="local")
         with pytest.raises(UsageError, match="would replace it"):

@@ -12,10 +12,11 @@ import re
 import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import run_json, tool
+from tests.e2e.conftest import pushed_base, run_json, tool
 from tests.infra.cli import CliRunner
 from tests.infra.images import BaseImage
 from tests.infra.oci_images import AccessLog, docker_config
@@ -62,9 +63,15 @@ def _runner(tmp_path: Path, name: str) -> CliRunner:
 
 
 def _base(registry: Registry, busybox_base: BaseImage) -> str:
-    ref = f"docker://{registry.host}/base-{secrets.token_hex(3)}/busybox:1"
-    tool("skopeo", "copy", "--dest-tls-verify=false", busybox_base.ref, ref)
-    return ref
+    return pushed_base(registry.host, busybox_base.ref)
+
+
+def _build(tmp_path: Path, runner: str, app: Path, image: str, base: str, *extra: str,
+           env: dict[str, str]) -> dict[str, Any]:
+    """``build --json`` with the local executor on a fresh runner named ``runner``."""
+    doc: dict[str, Any] = run_json(_runner(tmp_path, runner), "build", app, "--image", image,
+                                   "--run-image", base, "--executor", "local", *extra, env=env)
+    return doc
 
 
 def _uploads(log: AccessLog) -> list[str]:
@@ -87,8 +94,7 @@ def test_unchanged_app_on_an_empty_machine_runs_no_npm_and_sends_no_blob(
     base = _base(registry, busybox_base)
     app_ref = f"docker://{registry.host}/app-{secrets.token_hex(3)}:1"
     env = docker_config(tmp_path / "docker-config", {})
-    first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", app_ref,
-                     "--run-image", base, "--executor", "local", env=env)
+    first = _build(tmp_path, "first", node_app, app_ref, base, env=env)
     assert _layer(first, "hybridless/nodejs/deps")["reused"] is False
     assert first["previous_image"] == {"image": app_ref, "restored": []}
 
@@ -100,8 +106,7 @@ def test_unchanged_app_on_an_empty_machine_runs_no_npm_and_sends_no_blob(
     assert "npm must not run" in broken.stderr
 
     log = AccessLog(registry)
-    again = run_json(_runner(tmp_path, "second"), "build", node_app, "--image", app_ref,
-                     "--run-image", base, "--executor", "local", env={**env, **failing_npm})
+    again = _build(tmp_path, "second", node_app, app_ref, base, env={**env, **failing_npm})
     assert again["digest"] == first["digest"]
     assert _layer(again, "hybridless/nodejs/deps")["reused"] is True
     assert "hybridless/nodejs/deps" in again["previous_image"]["restored"]
@@ -115,8 +120,7 @@ def test_unchanged_app_on_an_empty_machine_runs_no_npm_and_sends_no_blob(
     subprocess.run(["cp", "-a", str(node_app), str(changed)], check=True)
     (changed / "handler.js").write_text((changed / "handler.js").read_text() + "// v2\n")
     log = AccessLog(registry)
-    third = run_json(_runner(tmp_path, "third"), "build", changed, "--image", app_ref,
-                     "--run-image", base, "--executor", "local", env={**env, **failing_npm})
+    third = _build(tmp_path, "third", changed, app_ref, base, env={**env, **failing_npm})
     assert third["digest"] != first["digest"]
     app_layer = _layer(third, "app")
     assert app_layer["digest"] != _layer(first, "app")["digest"]
@@ -136,16 +140,14 @@ def test_reused_layers_are_fetched_for_a_local_sink_and_mounted_across_repositor
     base = _base(registry, busybox_base)
     previous = f"docker://{registry.host}/prev-{secrets.token_hex(3)}:1"
     env = docker_config(tmp_path / "docker-config", {})
-    first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", previous,
-                     "--run-image", base, "--executor", "local", env=env)
+    first = _build(tmp_path, "first", node_app, previous, base, env=env)
     deps = _layer(first, "hybridless/nodejs/deps")
 
     # Another repository of the same registry: the reused layer is mounted, never sent.
     other = f"docker://{registry.host}/other-{secrets.token_hex(3)}:1"
     log = AccessLog(registry)
-    mounted = run_json(_runner(tmp_path, "mounted"), "build", node_app, "--image", other,
-                       "--previous-image", previous, "--run-image", base,
-                       "--executor", "local", env={**env, **failing_npm})
+    mounted = _build(tmp_path, "mounted", node_app, other, base,
+                     "--previous-image", previous, env={**env, **failing_npm})
     assert mounted["digest"] == first["digest"]
     requests = log.requests()
     assert any(m == "POST" and f"mount={deps['digest']}" in p.replace("%3A", ":") and s == 201
@@ -156,9 +158,8 @@ def test_reused_layers_are_fetched_for_a_local_sink_and_mounted_across_repositor
     # A sink outside the registry: the reused blob is downloaded (checked), then written.
     layout = tmp_path / "layout"
     log = AccessLog(registry)
-    local = run_json(_runner(tmp_path, "local"), "build", node_app, "--image",
-                     f"oci:{layout}:1", "--previous-image", previous, "--run-image", base,
-                     "--executor", "local", env={**env, **failing_npm})
+    local = _build(tmp_path, "local", node_app, f"oci:{layout}:1", base,
+                   "--previous-image", previous, env={**env, **failing_npm})
     assert local["digest"] == first["digest"]
     assert any(m == "GET" and str(deps["digest"]) in p for m, p, _ in log.requests())
     seen = json.loads(tool("skopeo", "inspect", f"oci:{layout}:1").stdout)
@@ -175,16 +176,14 @@ def test_previous_image_of_another_stack_or_without_a_label_restores_nothing(
     base = _base(registry, busybox_base)
     env = docker_config(tmp_path / "docker-config", {})
     # The base image itself: pushed by skopeo, no build label.
-    doc = run_json(_runner(tmp_path, "nolabel"), "build", node_app, "--image",
-                   f"oci:{tmp_path / 'out'}:1", "--previous-image", base, "--run-image", base,
-                   "--executor", "local", env=env)
+    doc = _build(tmp_path, "nolabel", node_app, f"oci:{tmp_path / 'out'}:1", base,
+                 "--previous-image", base, env=env)
     assert doc["previous_image"] == {"image": base, "restored": []}
     assert _layer(doc, "hybridless/nodejs/deps")["reused"] is False
     # A previous image that does not exist yet (the first build) is no error.
     missing = f"docker://{registry.host}/never-{secrets.token_hex(3)}:1"
-    doc = run_json(_runner(tmp_path, "missing"), "build", node_app, "--image",
-                   f"oci:{tmp_path / 'out2'}:1", "--previous-image", missing,
-                   "--run-image", base, "--executor", "local", env=env)
+    doc = _build(tmp_path, "missing", node_app, f"oci:{tmp_path / 'out2'}:1", base,
+                 "--previous-image", missing, env=env)
     assert doc["previous_image"] == {"image": missing, "restored": []}
     # A malformed reference is a usage error naming it.
     bad = _runner(tmp_path, "bad")("build", node_app, "--image", f"oci:{tmp_path / 'o3'}:1",
@@ -202,15 +201,13 @@ def test_across_registries_reused_layers_are_downloaded_and_uploaded(
     base = _base(registry, busybox_base)
     previous = f"docker://{registry.host}/prev-{secrets.token_hex(3)}:1"
     env = docker_config(tmp_path / "docker-config", {})
-    first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", previous,
-                     "--run-image", base, "--executor", "local", env=env)
+    first = _build(tmp_path, "first", node_app, previous, base, env=env)
     deps = str(_layer(first, "hybridless/nodejs/deps")["digest"])
     with running_registry(tmp_path / "second-registry") as second:
         source_log, dest_log = AccessLog(registry), AccessLog(second)
         dest = f"docker://{second.host}/copy:1"
-        doc = run_json(_runner(tmp_path, "other"), "build", node_app, "--image", dest,
-                       "--previous-image", previous, "--run-image", base,
-                       "--executor", "local", env={**env, **failing_npm})
+        doc = _build(tmp_path, "other", node_app, dest, base,
+                     "--previous-image", previous, env={**env, **failing_npm})
         assert doc["digest"] == first["digest"]
         assert _layer(doc, "hybridless/nodejs/deps")["reused"] is True
         # Fetched from the first registry, checked, then sent whole: no cross-host mount.
@@ -230,8 +227,7 @@ def test_a_tampered_blob_in_the_previous_repository_fails_the_export_cleanly(
     with running_registry(tmp_path / "own-registry") as own:
         base = _base(own, busybox_base)
         previous = f"docker://{own.host}/prev:1"
-        first = run_json(_runner(tmp_path, "first"), "build", node_app, "--image", previous,
-                         "--run-image", base, "--executor", "local", env=env)
+        first = _build(tmp_path, "first", node_app, previous, base, env=env)
         deps = str(_layer(first, "hybridless/nodejs/deps")["digest"]).removeprefix("sha256:")
         # The registry serves whatever its storage holds: flip the stored blob's bytes.
         data = next(own.root.rglob(f"blobs/sha256/{deps[:2]}/{deps}/data"))

@@ -9,7 +9,7 @@ import json
 import secrets
 from pathlib import Path
 
-from tests.e2e.conftest import run_json, tool
+from tests.e2e.conftest import pushed_base, run_json, tool
 from tests.infra.cli import CliRunner
 from tests.infra.images import BaseImage
 from tests.infra.net import free_port
@@ -19,9 +19,7 @@ from tests.infra.services import Registry
 
 def _base(registry: Registry, busybox_base: BaseImage) -> str:
     """The busybox base pushed by skopeo (an independent client) to a fresh repository."""
-    ref = f"docker://{registry.host}/base-{secrets.token_hex(3)}/busybox:1"
-    tool("skopeo", "copy", "--dest-tls-verify=false", busybox_base.ref, ref)
-    return ref
+    return pushed_base(registry.host, busybox_base.ref)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

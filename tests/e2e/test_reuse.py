@@ -16,9 +16,9 @@ from lifecycle.hookspecs import (
     DetectResult,
     Prepend,
     Process,
-    hookimpl,
 )
 from lifecycle.phases.pipeline import BuildInputs, Inputs, run_build
+from lifecycle.testing import InlinePlugin
 from tests.infra.images import BaseImage
 
 log = logging.getLogger("test.reuse")
@@ -54,15 +54,6 @@ class DepsBuildpack:
         )
 
 
-class Plugin:
-    def __init__(self, bp: Any) -> None:
-        self.bp = bp
-
-    @hookimpl
-    def hybridless_buildpacks(self) -> list[Any]:
-        return [self.bp]
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
     app = tmp_path / "app"
@@ -75,7 +66,7 @@ def app(tmp_path: Path) -> Path:
 def build_once(app: Path, tmp_path: Path, base: BaseImage, counter: Path, tag: str
                ) -> dict[str, Any]:
     inputs = Inputs(app_dir=app, buildpacks=("test/deps",), cache_dir=tmp_path / "cache",
-                    plugins=(Plugin(DepsBuildpack(counter)),))
+                    plugins=(InlinePlugin([DepsBuildpack(counter)]),))
     options = BuildInputs(image=f"oci:{tmp_path}/out:{tag}", run_image=base.ref)
     return run_build(inputs, options, log).to_json()
 

@@ -6,7 +6,6 @@ image. Both must refuse what this lifecycle never writes and leave nothing behin
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import logging
@@ -22,30 +21,10 @@ from lifecycle.cache.unpack import UnpackRefused, unpack
 from lifecycle.image import image as model
 from lifecycle.image import reference, tarball, tree
 from lifecycle.image.blobs import BlobDir, digest_of
+from tests.infra.tars import Entry, file_entry, gzip_layer, special_entry
 
 PREFIX = "layers/test_bp/tools"
 log = logging.getLogger("test.reuse_sources")
-
-
-def _tar(*entries: tuple[tarfile.TarInfo, bytes | None]) -> tuple[bytes, str]:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    plain = raw.getvalue()
-    return gzip.compress(plain, mtime=0), digest_of(plain)
-
-
-def _file(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), mode
-    return info, data
-
-
-def _special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info, None
 
 
 def test_round_trip_gives_the_same_layer(tmp_path: Path) -> None:
@@ -70,29 +49,29 @@ def test_round_trip_gives_the_same_layer(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("entries", "why"), [
-    ([_file(f"{PREFIX}/../../etc/passwd")], "climbs out"),
-    ([_file("/etc/passwd")], "absolute"),
-    ([_file("layers/test_bp/other/x")], "outside"),
-    ([_file(f"{PREFIX}/a"), _file(f"{PREFIX}/a")], "appears twice"),
-    ([_special(f"{PREFIX}/dir", tarfile.SYMTYPE, "/tmp"), _file(f"{PREFIX}/dir/x")],
+    ([file_entry(f"{PREFIX}/../../etc/passwd")], "climbs out"),
+    ([file_entry("/etc/passwd")], "absolute"),
+    ([file_entry("layers/test_bp/other/x")], "outside"),
+    ([file_entry(f"{PREFIX}/a"), file_entry(f"{PREFIX}/a")], "appears twice"),
+    ([special_entry(f"{PREFIX}/dir", tarfile.SYMTYPE, "/tmp"), file_entry(f"{PREFIX}/dir/x")],
      "appears twice"),
-    ([_file(f"{PREFIX}/x"), _special(f"{PREFIX}/x/y", tarfile.SYMTYPE, "z")],
+    ([file_entry(f"{PREFIX}/x"), special_entry(f"{PREFIX}/x/y", tarfile.SYMTYPE, "z")],
      "not a directory"),
-    ([_special(f"{PREFIX}/h", tarfile.LNKTYPE, "etc/shadow")], "outside"),
-    ([_special(f"{PREFIX}/s", tarfile.SYMTYPE, "/etc/shadow"),
-      _special(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/s")], "not a file of the layer"),
-    ([_special(f"{PREFIX}/etc", tarfile.SYMTYPE, "/etc"),
-      _special(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/etc/hostname")],
+    ([special_entry(f"{PREFIX}/h", tarfile.LNKTYPE, "etc/shadow")], "outside"),
+    ([special_entry(f"{PREFIX}/s", tarfile.SYMTYPE, "/etc/shadow"),
+      special_entry(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/s")], "not a file of the layer"),
+    ([special_entry(f"{PREFIX}/etc", tarfile.SYMTYPE, "/etc"),
+      special_entry(f"{PREFIX}/h", tarfile.LNKTYPE, f"{PREFIX}/etc/hostname")],
      "not a file of the layer"),
-    ([_special(f"{PREFIX}/gone", tarfile.LNKTYPE, f"{PREFIX}/missing")],
+    ([special_entry(f"{PREFIX}/gone", tarfile.LNKTYPE, f"{PREFIX}/missing")],
      "not a file of the layer"),
-    ([_special(f"{PREFIX}/fifo", tarfile.FIFOTYPE)], "not a file, directory or link"),
-    ([_special(f"{PREFIX}/dev", tarfile.CHRTYPE)], "not a file, directory or link"),
+    ([special_entry(f"{PREFIX}/fifo", tarfile.FIFOTYPE)], "not a file, directory or link"),
+    ([special_entry(f"{PREFIX}/dev", tarfile.CHRTYPE)], "not a file, directory or link"),
 ])
 def test_hostile_entries_are_refused_and_leave_nothing(
-    entries: list[tuple[tarfile.TarInfo, bytes | None]], why: str, tmp_path: Path,
+    entries: list[Entry], why: str, tmp_path: Path,
 ) -> None:
-    blob, diff_id = _tar(*entries)
+    blob, diff_id = gzip_layer(*entries)
     dest = tmp_path / "layers" / "tools"
     dest.parent.mkdir()
     with pytest.raises(UnpackRefused, match=why):
@@ -102,7 +81,7 @@ def test_hostile_entries_are_refused_and_leave_nothing(
 
 
 def test_a_diff_id_mismatch_or_a_broken_stream_is_refused(tmp_path: Path) -> None:
-    blob, diff_id = _tar(_file(f"{PREFIX}/a"))
+    blob, diff_id = gzip_layer(file_entry(f"{PREFIX}/a"))
     dest = tmp_path / "tools"
     with pytest.raises(UnpackRefused, match="DiffID"):
         unpack(io.BytesIO(blob), PREFIX, dest, "sha256:" + "0" * 64)
@@ -114,7 +93,7 @@ def test_a_diff_id_mismatch_or_a_broken_stream_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_killed_unpack_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
-    blob, diff_id = _tar(_file(f"{PREFIX}/a", b"new"))
+    blob, diff_id = gzip_layer(file_entry(f"{PREFIX}/a", b"new"))
     dest = tmp_path / "tools"
     # What a build killed mid-unpack leaves: a half-written directory named by its pid.
     stale = tmp_path / ".unpacking-tools-99999999"
@@ -126,7 +105,7 @@ def test_a_killed_unpack_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> No
 
 
 def test_setuid_bits_are_dropped(tmp_path: Path) -> None:
-    blob, diff_id = _tar(_file(f"{PREFIX}/suid", mode=0o4755))
+    blob, diff_id = gzip_layer(file_entry(f"{PREFIX}/suid", mode=0o4755))
     dest = tmp_path / "tools"
     unpack(io.BytesIO(blob), PREFIX, dest, diff_id)
     assert (dest / "suid").stat().st_mode & 0o7777 == 0o755
