@@ -28,9 +28,16 @@ class ReadImage:
 
     ref: Reference
     image: model.Image
-    repository: str | None
-    """``HOST/REPO`` for a registry image, whose layers are fetched on demand; None when
-    the layers are local (any other transport)."""
+
+    @property
+    def repository(self) -> str | None:
+        """``HOST/REPO`` whose blobs a registry image's layers are, fetched only on demand;
+        None when the layers are local (any other transport)."""
+        from lifecycle.image.transports.registry import RemoteBlobs
+
+        sources = {layer.source.repository for layer in self.image.layers
+                   if isinstance(layer.source, RemoteBlobs)}
+        return next(iter(sources), None)
 
     def layer_by_diff_id(self) -> Mapping[str, model.Layer]:
         """The image's layers keyed by DiffID."""
@@ -48,16 +55,16 @@ def read(ref: Reference, *, platform: str | None, registry: RegistryOptions | No
          into: BlobDir, what: str, log: logging.Logger) -> ReadImage | None:
     """The image ``ref`` names, or None (logged) when it does not exist."""
     if ref.transport == "docker":
-        from lifecycle.image.transports.registry import name_of, read_lazy
+        from lifecycle.image.transports.registry import read_lazy
 
         found = read_lazy(ref, platform, into, registry)
         if found is None:
             log.info("%s %s does not exist yet: nothing to reuse", what, ref)
             return None
-        return ReadImage(ref, found, name_of(ref).repo_path)
+        return ReadImage(ref, found)
     try:
         found = transports.read_image(ref, platform=platform)
     except BaseImageNotFound:
         log.info("%s %s does not exist yet: nothing to reuse", what, ref)
         return None
-    return ReadImage(ref, found, None)
+    return ReadImage(ref, found)

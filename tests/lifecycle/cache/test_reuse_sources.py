@@ -119,7 +119,7 @@ def _previous(tmp_path: Path, label: object, blob: bytes = b"layer") -> ReadImag
                         source=model.BytesSource.of(blob))
     built = model.with_config(model.append_layers(model.empty(), [layer]),
                               labels={"io.hybridless.build": json.dumps(label)})
-    return ReadImage(reference.parse(f"oci:{tmp_path}/prev:1"), built, None)
+    return ReadImage(reference.parse(f"oci:{tmp_path}/prev:1"), built)
 
 
 def _label(layers: list[dict[str, object]], stack: str | None = None) -> dict[str, object]:
@@ -182,7 +182,7 @@ def test_another_stack_or_a_label_that_is_not_json_restores_nothing(
     layer = found.image.layers[0]
     broken = model.with_config(model.append_layers(model.empty(), [layer]),
                                labels={"io.hybridless.build": "{not json"})
-    found = ReadImage(found.ref, broken, None)
+    found = ReadImage(found.ref, broken)
     assert previous.restore(found, cache, ["test/bp"], None, log).layers == ()
 
 
