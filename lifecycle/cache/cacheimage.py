@@ -22,15 +22,14 @@ rules) of the files its blob was made from, written when it was packed and also 
 it was unpacked, so a runner that restored a layer and did not touch it sends the same blob
 back without packing it again.
 
-A cache image that cannot be read, or a layer that does not unpack, is reported and skipped:
-the build rebuilds what it would have restored, so a damaged cache costs time, never
-correctness.
+A cache image whose label is not one, or a layer that does not unpack, is reported and
+skipped: the build rebuilds what it would have restored, so a damaged cache costs time, never
+correctness. A registry that cannot be reached is an error, as it is for the push.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.image import image, tarball, transports, tree
 from lifecycle.image.reference import Reference
 from lifecycle.jsonutil import dumps as canonical
+from lifecycle.jsonutil import loads
 
 if TYPE_CHECKING:
     from lifecycle.image.transports.registry import RegistryOptions
@@ -117,7 +117,7 @@ class CacheLabel:
     @classmethod
     def decode(cls, text: str) -> CacheLabel:
         """Parse the label; raises ValueError (or KeyError, TypeError) when it is not ours."""
-        data = json.loads(text)
+        data = loads(text)
         if not isinstance(data, Mapping) or data.get("version") != VERSION:
             raise ValueError(f"it is not a version {VERSION} {CACHE_LABEL} label")
         stack = data.get("stack")
