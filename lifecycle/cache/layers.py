@@ -317,16 +317,8 @@ def collect(root: Path) -> GcReport:
     blobs = cache_blobs(root)
     with blobs_locked(root, exclusive=True):
         recovered = tuple(str(p) for d in temp_dirs(root) for p in recover_temps(d))
-        used = used_blobs(root)
-        removed: list[str] = []
-        freed = 0
-        for digest in list(blobs.digests()):
-            if digest not in used:
-                freed += blobs.remove(digest)
-                removed.append(digest)
-        if blobs.ledger is not None:
-            blobs.ledger.compact(d.partition(":")[2] for d in blobs.digests())
-    return GcReport(freed, tuple(removed), recovered)
+        freed, removed = blobs.sweep(used_blobs(root))
+    return GcReport(freed, removed, recovered)
 
 
 def verify(root: Path, repair: bool = False) -> CacheVerifyReport:

@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -497,6 +497,19 @@ class BlobDir:
         except FileNotFoundError:
             return 0
         return st.st_size if st.st_nlink <= 1 else 0
+
+    def sweep(self, keep: Container[str]) -> tuple[int, tuple[str, ...]]:
+        """Remove every blob not in ``keep`` and forget their stamps; return the bytes freed
+        and the digests removed. The caller holds whatever lock keeps writers out."""
+        removed: list[str] = []
+        freed = 0
+        for digest in list(self.digests()):
+            if digest not in keep:
+                freed += self.remove(digest)
+                removed.append(digest)
+        if self.ledger is not None:
+            self.ledger.compact(d.partition(":")[2] for d in self.digests())
+        return freed, tuple(removed)
 
     def digests(self) -> Iterator[str]:
         """Every stored digest, in sorted order."""

@@ -181,16 +181,8 @@ class Store:
                     f"failed to collect garbage: {unreadable[0]}",
                     hint="run `hybridless-lifecycle verify`, then `rm` the damaged references",
                 )
-            blobs = self.layout.blobs
-            removed: list[str] = []
-            freed = 0
-            for digest in list(blobs.digests()):
-                if digest not in reachable:
-                    freed += blobs.remove(digest)
-                    removed.append(digest)
-            if blobs.ledger is not None:
-                blobs.ledger.compact(d.partition(":")[2] for d in blobs.digests())
-        return GcReport(freed, tuple(removed), recovered)
+            freed, removed = self.layout.blobs.sweep(reachable)
+        return GcReport(freed, removed, recovered)
 
     def verify(self, repair: bool = False, spares: Sequence[BlobDir] = ()) -> VerifyReport:
         """Check every blob against its digest and every reference for a complete image.
