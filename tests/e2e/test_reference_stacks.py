@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,7 @@ from lifecycle.image.reference import parse
 from lifecycle.image.transports import read_image, write_image
 from tests.e2e.conftest import copy_example, run_json, tool
 from tests.infra.cli import CliRunner
+from tests.infra.containers import fetch
 from tests.infra.fault_proxy import Fault, running_fault_proxy
 from tests.infra.images import BaseImage
 from tests.infra.net import free_port
@@ -27,8 +26,6 @@ from tests.infra.services import Registry
 
 if TYPE_CHECKING:
     import docker
-
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _mirror_env(tmp_path: Path, hosts: dict[str, list[str]], *,
@@ -195,18 +192,6 @@ def test_a_build_on_a_node_reference_stack_pulls_through_the_mirror_and_adds_no_
 
 def answer(client: docker.DockerClient, tag: str, path: str) -> str:
     """The body a container of ``tag`` answers 200 with on ``path`` (port 8080), within 20 s."""
-    container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", None)})
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with DIRECT.open(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-                    assert reply.status == 200
-                    return str(reply.read().decode())
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"{tag} did not answer on {path}: {container.logs().decode()}")
-    finally:
-        container.remove(force=True)
+    status, body = fetch(client, tag, path)
+    assert status == 200, (status, body)
+    return body

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,12 +15,11 @@ from lifecycle.image.transports import docker_daemon, write_image
 from lifecycle.image.transports.store import Store
 from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
+from tests.infra.containers import fetch
 from tests.infra.images import BaseImage
 
 if TYPE_CHECKING:
     import docker
-
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def python_app(tmp_path: Path, runtime: str) -> Path:
@@ -214,20 +211,7 @@ def test_a_second_daemon_load_sends_only_what_the_engine_lacks(
 
 def serves(client: docker.DockerClient, tag: str, path: str) -> bool:
     """Whether a container of ``tag`` answers 200 on ``path`` (port 8080) within 20 s."""
-    container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", None)})
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with DIRECT.open(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
-                    return bool(answer.status == 200)
-            except OSError:
-                time.sleep(0.3)
-        return False
-    finally:
-        container.remove(force=True)
+    return fetch(client, tag, path)[0] == 200
 
 
 

@@ -1,13 +1,14 @@
 """Running built images in the Docker engine, for end-to-end tests of any runtime buildpack.
 
-Three helpers, all on a ``docker.DockerClient`` (the ``docker_client`` fixture):
+Helpers, all on a ``docker.DockerClient`` (the ``docker_client`` fixture):
 
 - :func:`load_archive` loads a ``docker-archive:`` the CLI wrote and returns its tags;
 - :func:`run_to_exit` runs a container to completion with arguments and environment and
   returns its exit code with stdout and stderr kept apart (task event types);
 - :class:`RunningContainer` (usually through :func:`running`) starts a long-lived container
   with ports published on 127.0.0.1 at ports the engine picks, waits until it answers HTTP,
-  and collects its logs (``httpd`` and the Lambda emulator).
+  and collects its logs (``httpd`` and the Lambda emulator); :func:`fetch` is one request
+  to a fresh container.
 
 Containers are always removed, even when a test fails; a failure message carries the logs.
 """
@@ -205,6 +206,18 @@ def running(
         yield started
     finally:
         started.remove()
+
+
+def fetch(client: docker.DockerClient, image: str, path: str, *, timeout: float = 20
+          ) -> tuple[int, str]:
+    """Start ``image``, wait until ``path`` answers on port 8080, and return the status and
+    body of one more request; the container is removed after."""
+    with running(client, image, wait_path=path, timeout=timeout) as app:
+        try:
+            with _DIRECT.open(app.url(path), timeout=5) as response:
+                return int(response.status), response.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
 
 
 def _logs(container: Any, *, stdout: bool = True, stderr: bool = True) -> str:
