@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import platform
 import shutil
 import tarfile
 import uuid
@@ -24,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from buildpacks.nodejs.runtime import package_for
 from lifecycle.buildcontainer.executor import CONTAINER_LABEL
 from lifecycle.buildcontainer.spec import HOST_CA_BUNDLE
 from lifecycle.image.transports.store import Store
 from stacks import catalog, provide
 from stacks.recipe import STORE_REPOSITORY
-from tests.buildpacks.nodejs.npmserver import NpmServer, cached_download, serving
+from tests.buildpacks.nodejs.npmserver import NpmServer, publish_release, serving
 from tests.infra.cli import CliRunner
 from tests.infra.containers import load_archive, run_to_exit
 from tests.infra.images import cache_root
@@ -142,15 +140,8 @@ def python_app(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def npm_registry() -> Iterator[NpmServer]:
     """Node.js and npm as published, and ``private-dep``, served only with the token."""
-    package = package_for(platform.machine())
-    cache = cache_root() / "npm"
-    cache.mkdir(parents=True, exist_ok=True)
-    node, node_meta = cached_download(cache, package, NODE_VERSION)
-    npm, npm_meta = cached_download(cache, "npm", NPM_VERSION)
     with serving() as server:
-        server.publish(package, NODE_VERSION, node, integrity=node_meta["integrity"])
-        server.publish("npm", NPM_VERSION, npm, integrity=npm_meta["integrity"],
-                       extra={"engines": npm_meta.get("engines", {})})
+        publish_release(server, cache_root() / "npm", NODE_VERSION, NPM_VERSION)
         server.publish("private-dep", "1.0.0", _tgz(None, {
             "package.json": json.dumps({"name": "private-dep", "version": "1.0.0"}),
             "index.js": "exports.word = 'private';\n"}, "package"))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import run_json
+from tests.infra import oci_images
 from tests.infra.cli import CliRunner
 from tests.infra.images import BaseImage
 
@@ -45,16 +46,8 @@ def app_digest(document: Any) -> str:
 
 
 def flip(path: Path, offset: int = 100) -> None:
-    """Flip one byte in place and put the mtime back, the way silent corruption looks."""
-    before = path.stat()
-    path.chmod(0o644)
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0x01]))
-    path.chmod(0o444)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    """Flip one bit in place and put the mtime back, the way silent corruption looks."""
+    oci_images.flip(path, offset, mask=0x01)
 
 
 def assert_sound(cli: CliRunner) -> None:

@@ -160,3 +160,18 @@ class AccessLog:
     def count(self, method: str, pattern: str) -> int:
         """How many requests since the mark had ``method`` and a path matching ``pattern``."""
         return sum(1 for m, p, _ in self.requests() if m == method and re.search(pattern, p))
+
+
+def flip(path: Path, offset: int, *, mask: int = 0xFF, keep_mtime: bool = True) -> None:
+    """Flip bits of one byte of a read-only blob in place (``mask``), as bit rot does,
+    putting the mtime back unless told not to."""
+    before = path.stat()
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ mask]))
+    path.chmod(0o444)
+    if keep_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))

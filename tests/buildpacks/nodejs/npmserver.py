@@ -110,3 +110,19 @@ def cached_download(cache: Path, name: str, version: str) -> tuple[bytes, Mappin
             extra["engines"] = {"node": published.engines_node}
         meta.write_text(json.dumps(extra))
     return tarball.read_bytes(), json.loads(meta.read_text())
+
+
+def publish_release(server: NpmServer, cache: Path, node_version: str, npm_version: str) -> None:
+    """Publish one real Node.js release (this machine's package) and one real npm, as the
+    public registry has them, downloaded once into ``cache``."""
+    import platform
+
+    from buildpacks.nodejs.runtime import package_for
+
+    cache.mkdir(parents=True, exist_ok=True)
+    package = package_for(platform.machine())
+    node, node_meta = cached_download(cache, package, node_version)
+    npm, npm_meta = cached_download(cache, "npm", npm_version)
+    server.publish(package, node_version, node, integrity=node_meta["integrity"])
+    server.publish("npm", npm_version, npm, integrity=npm_meta["integrity"],
+                   extra={"engines": npm_meta.get("engines", {})})

@@ -20,7 +20,7 @@ import pytest
 from buildpacks.nodejs import NodejsBuildpack
 from buildpacks.nodejs.runtime import package_for
 from lifecycle.testing import BuildRun, Kit
-from tests.buildpacks.nodejs.npmserver import NpmServer, cached_download, serving
+from tests.buildpacks.nodejs.npmserver import NpmServer, publish_release, serving
 from tests.infra.cli import CliRunner
 from tests.infra.containers import load_archive, run_to_exit
 from tests.infra.images import BaseImage, cache_root
@@ -41,16 +41,9 @@ REPORT = ("mkdir -p dist && node --version > dist/node && npm --version > dist/n
 @pytest.fixture(scope="module")
 def registry() -> Iterator[NpmServer]:
     """A loopback registry holding one real Node.js release and one real npm."""
-    package = package_for(platform.machine())
-    cache = cache_root() / "npm"
-    cache.mkdir(parents=True, exist_ok=True)
-    node, node_meta = cached_download(cache, package, NODE_VERSION)
-    npm, npm_meta = cached_download(cache, "npm", NPM_VERSION)
     with serving() as server:
-        server.publish(package, NODE_VERSION, node, integrity=node_meta["integrity"])
-        server.publish(package, "20.18.0-rc.1", b"never chosen")
-        server.publish("npm", NPM_VERSION, npm, integrity=npm_meta["integrity"],
-                       extra={"engines": npm_meta.get("engines", {})})
+        publish_release(server, cache_root() / "npm", NODE_VERSION, NPM_VERSION)
+        server.publish(package_for(platform.machine()), "20.18.0-rc.1", b"never chosen")
         # A newer npm of the same major whose engines exclude this Node: must not be chosen.
         server.publish("npm", "10.99.0", b"wrong npm", extra={"engines": {"node": ">=99"}})
         server.publish("npm", "11.0.0", b"wrong major")

@@ -13,6 +13,7 @@ from lifecycle.errors import ExportError
 from lifecycle.image import blobs as blobs_mod
 from lifecycle.image import tarball, tree
 from lifecycle.image.blobs import BlobDir, Ledger, file_digest, stamp_of
+from tests.infra import oci_images
 
 
 def ledgered(root: Path) -> BlobDir:
@@ -21,16 +22,7 @@ def ledgered(root: Path) -> BlobDir:
 
 def flip(path: Path, offset: int = 10, keep_mtime: bool = True) -> None:
     """Flip one byte in place, as bit rot or a careless edit does, restoring the mtime."""
-    before = path.stat()
-    path.chmod(0o644)
-    with open(path, "r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0xFF]))
-    path.chmod(0o444)
-    if keep_mtime:
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    oci_images.flip(path, offset, keep_mtime=keep_mtime)
 
 
 @pytest.fixture
