@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.e2e.conftest import copy_example, run_json
 from tests.infra.cli import CliRunner
 from tests.infra.images import BaseImage
 from tests.infra.moto_process import MotoProcess, moto_process
-from tests.infra.net import free_port
+from tests.infra.net import free_port, get_when_up
 from tests.infra.services import Registry
 
 if TYPE_CHECKING:
@@ -69,16 +68,6 @@ def _registry_get(data: Registry, path: str) -> object:
         return json.loads(answer.read())
 
 
-def _get(url: str, timeout: float = 90) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with _DIRECT.open(url, timeout=3) as answer:
-                return bytes(answer.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -127,7 +116,7 @@ def test_two_builds_to_one_ecr_reference_create_the_repository_once(
         f"{name}:v1", detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
     try:
         assert any(d.endswith(digests[0]) for d in pulled.attrs["RepoDigests"])
-        assert b"<" in _get(f"http://127.0.0.1:{port}/index.html")
+        assert b"<" in get_when_up(f"http://127.0.0.1:{port}/index.html")
     finally:
         container.remove(force=True)
         docker_client.images.remove(f"{name}:v1", force=True)
@@ -237,7 +226,7 @@ def test_run_loads_serves_and_stops_on_ctrl_c(
         env=cli.environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)
     try:
-        assert b"<" in _get(f"http://127.0.0.1:{port}/index.html")
+        assert b"<" in get_when_up(f"http://127.0.0.1:{port}/index.html")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
     finally:

@@ -59,6 +59,14 @@ def wait_for_http(
         time.sleep(0.05)
 
 
+def get_when_up(url: str, timeout: float = 90) -> bytes:
+    """The body ``url`` answers 200 with, retrying until it does (a container that is still
+    starting) for ``timeout`` seconds."""
+    wait_for_http(url, timeout, statuses=(200,))
+    with _DIRECT.open(url, timeout=10) as response:
+        return bytes(response.read())
+
+
 def wait_for_port(
     port: int, timeout: float = 10.0, *, process: subprocess.Popen[bytes] | None = None
 ) -> None:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +36,7 @@ from lifecycle.run.runner import (
     run,
 )
 from tests.infra.images import DockerImage
-from tests.infra.net import free_port
+from tests.infra.net import free_port, get_when_up
 
 if TYPE_CHECKING:
     import docker
@@ -221,17 +220,6 @@ def test_missing_image_is_125(docker_client: docker.DockerClient) -> None:
 # --- run -----------------------------------------------------------------------------------
 
 
-def _get(url: str, timeout: float = 90) -> bytes:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with opener.open(url, timeout=2) as answer:
-                return bytes(answer.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_run_serves_and_stops_on_ctrl_c(
@@ -252,7 +240,7 @@ def test_run_serves_and_stops_on_ctrl_c(
     try:
         # Generous: a loaded machine may take long to start the container; once it serves,
         # the init in the container stops httpd at SIGTERM, so the exit itself is quick.
-        assert _get(f"http://127.0.0.1:{port}/index.html") == b"served\n"
+        assert get_when_up(f"http://127.0.0.1:{port}/index.html") == b"served\n"
         interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
