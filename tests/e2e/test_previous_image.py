@@ -190,6 +190,12 @@ def test_previous_image_of_another_stack_or_without_a_label_restores_nothing(
                                    "--previous-image", "docker://", "--run-image", base,
                                    env=env)
     assert bad.returncode == 61, bad.stderr
+    # So is a malformed cache image, before anything is built or written.
+    bad = _runner(tmp_path, "bad-cache")("build", node_app, "--image",
+                                         f"oci:{tmp_path / 'o4'}:1", "--cache-image",
+                                         "nope:/x:y:z", "--run-image", base, env=env)
+    assert bad.returncode == 61, bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "o4").exists()
 
 
 def test_across_registries_reused_layers_are_downloaded_and_uploaded(
